@@ -1,0 +1,32 @@
+# The two set-up commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+DB     ?= sqlite:///grader.db
+
+.PHONY: run test install grade-examples clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[all,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Grade the example transcripts on the embedded defaults and print the summary table.
+grade-examples: $(STAMP)
+	@mkdir -p out
+	$(BIN)/grader grade examples/transcripts.jsonl --out out/examples.grades.jsonl
+
+run: grade-examples
+
+## Create the environment, install, run the whole test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,228 @@
+"""The `grader` command line: the composition root that picks rubric, tagger and models."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from grader.readers import FORMATS, read_files
+from grader.rubric.schema import RubricError, default_rubric_path, load_rubric
+from grader.types import ErrorRecord, Grade, Transcript
+
+app = typer.Typer(help="grader: QA grading (质检) of Chinese customer-service conversations.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+rubric_app = typer.Typer(help="Check and try out rubric files.", no_args_is_help=True)
+app.add_typer(rubric_app, name="rubric")
+err = Console(stderr=True)
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+class TaggerChoice(str, Enum):
+    auto = "auto"
+    model = "model"
+    lexicon = "lexicon"
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _check_inputs(inputs: list[Path], fmt: Optional[str]) -> None:
+    if fmt is not None and fmt not in FORMATS:
+        raise _fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    for path in inputs:
+        if not path.is_file():
+            raise _fail(f"cannot open input file {path}")
+
+
+def _load_rubric(path: Optional[Path]):
+    try:
+        return load_rubric(path or default_rubric_path())
+    except RubricError as exc:
+        raise _fail(str(exc))
+
+
+def build_tagger(choice: TaggerChoice, model_dir: Optional[Path] = None):
+    """The behavior tagger for a CLI choice: the shipped model where it can load, else the lexicon."""
+    from grader.behaviors.lexicon import LexiconTagger
+
+    if choice == TaggerChoice.lexicon:
+        return LexiconTagger()
+    try:
+        from grader.models.tagger import load_default_tagger
+    except ImportError as exc:
+        if choice == TaggerChoice.model:
+            raise _fail(f"the behavior model needs the ml extras (torch, transformers): {exc}")
+        err.print(f"[yellow]note:[/yellow] behavior model unavailable ({exc}); using the lexicon tagger")
+        return LexiconTagger()
+    try:
+        return load_default_tagger(model_dir)
+    except FileNotFoundError as exc:
+        if choice == TaggerChoice.model:
+            raise _fail(str(exc))
+        err.print(f"[yellow]note:[/yellow] {exc}; using the lexicon tagger")
+        return LexiconTagger()
+
+
+def _summary(results: list, title: str) -> None:
+    grades = [r for r in results if isinstance(r, Grade)]
+    errors = [r for r in results if isinstance(r, ErrorRecord)]
+    if grades and len(grades) <= 60:
+        table = Table(title=title)
+        for col in ("id", "score", "grade", "red lines", "failed items"):
+            table.add_column(col)
+        for g in grades:
+            failed = ", ".join(i.id for i in g.items if i.applicable and not i.passed and i.kind != "bonus")
+            table.add_row(g.id, f"{g.score:.1f}", g.grade, ", ".join(r.id for r in g.red_lines) or "-", failed or "-")
+        err.print(table)
+    stats = Table(title="summary")
+    stats.add_column("measure")
+    stats.add_column("value")
+    stats.add_row("conversations", str(len(results)))
+    stats.add_row("graded / errors", f"{len(grades)} / {len(errors)}")
+    if grades:
+        stats.add_row("mean score", f"{sum(g.score for g in grades) / len(grades):.1f}")
+        bands = Counter(g.grade for g in grades)
+        stats.add_row("grades", "  ".join(f"{k} {v}" for k, v in bands.most_common()))
+        reds = Counter(r.id for g in grades for r in g.red_lines)
+        stats.add_row("red lines", "  ".join(f"{k} {v}" for k, v in reds.most_common()) or "0")
+        failed = Counter(i.id for g in grades for i in g.items if i.applicable and not i.passed and i.kind != "bonus")
+        stats.add_row("most failed items", "  ".join(f"{k} {v}" for k, v in failed.most_common(5)) or "-")
+    err.print(stats)
+    for e in errors[:10]:
+        err.print(f"[red]error[/red] {e.error.code}: {e.error.message}", highlight=False)
+
+
+@app.command()
+def grade(
+    inputs: list[Path] = typer.Argument(..., help="Transcript files: JSON Lines, JSON, CSV or STC-3."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output JSON Lines (default: stdout)."),
+    rubric: Optional[Path] = typer.Option(None, "--rubric", help="Rubric YAML (default: the shipped rubric)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="jsonl, csv or stc3 (default: detected)."),
+    tagger: TaggerChoice = typer.Option(TaggerChoice.auto, "--tagger", help="Behavior tagger: the shipped model or the lexicon baseline."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A behavior model folder (default: the shipped one)."),
+    quality_model: Optional[Path] = typer.Option(None, "--quality-model", help="A quality model folder: adds `quality`."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
+) -> None:
+    """Grade conversations: one JSON line per input conversation, in input order."""
+    from rich.progress import Progress
+
+    from grader.engine import Grader
+    from grader.output import result_line
+
+    _check_inputs(inputs, fmt)
+    rub = _load_rubric(rubric)
+    quality = None
+    if quality_model is not None:
+        try:
+            from grader.models.quality import load_quality_model
+        except ImportError as exc:
+            raise _fail(f"the quality model needs the ml extras: {exc}")
+        quality = load_quality_model(quality_model)
+    engine = Grader(rub, build_tagger(tagger, model), quality)
+    try:
+        parsed = list(read_files(inputs, fmt))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"cannot read input: {exc}")
+    sink = out.open("w", encoding="utf-8") if out else sys.stdout
+    results = []
+    with Progress(console=err, disable=quiet, transient=True) as progress:
+        task = progress.add_task("grading", total=len(parsed))
+        for result in engine.grade_stream(parsed, batch_size=batch_size):
+            sink.write(result_line(result) + "\n")
+            results.append(result)
+            progress.advance(task)
+    if out:
+        sink.close()
+    if not quiet:
+        _summary(results, title=f"grades ({rub.name} {rub.version}; {engine.tagger.name} {engine.tagger.version})")
+
+
+@app.command()
+def validate(
+    inputs: list[Path] = typer.Argument(..., help="Transcript files to check."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="jsonl, csv or stc3 (default: detected)."),
+) -> None:
+    """Check transcripts against the input contract; exit 1 when any conversation is invalid."""
+    _check_inputs(inputs, fmt)
+    ok = bad = 0
+    for parsed in read_files(inputs, fmt):
+        if isinstance(parsed.item, Transcript):
+            ok += 1
+        else:
+            bad += 1
+            err.print(f"[red]invalid[/red] {parsed.item.error.message}", highlight=False)
+    err.print(f"{ok} valid, {bad} invalid conversation(s)")
+    raise typer.Exit(EXIT_INVALID if bad else EXIT_OK)
+
+
+@rubric_app.command("check")
+def rubric_check(file: Path = typer.Argument(..., help="Rubric YAML file.")) -> None:
+    """Validate a rubric file; exit 1 with messages naming the fields at fault."""
+    if not file.is_file():
+        raise _fail(f"cannot open rubric file {file}")
+    try:
+        rub = load_rubric(file)
+        from grader.rules.registry import build_rule
+
+        for cfg in rub.rules:
+            build_rule(cfg, rub.base_dir)
+    except (RubricError, OSError, ValueError) as exc:
+        raise _fail(str(exc), EXIT_INVALID)
+    n_items = sum(len(d.items) for d in rub.dimensions)
+    err.print(f"[green]ok[/green] {file}: {rub.name} {rub.version}: {len(rub.rules)} rules, "
+              f"{len(rub.dimensions)} dimensions, {n_items} items, {len(rub.red_lines)} red lines")
+
+
+@rubric_app.command("test")
+def rubric_test(
+    file: Path = typer.Argument(..., help="Rubric YAML file to try."),
+    on: list[Path] = typer.Option(..., "--on", help="Sample transcripts."),
+    fmt: Optional[str] = typer.Option(None, "--format"),
+    tagger: TaggerChoice = typer.Option(TaggerChoice.auto, "--tagger"),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
+) -> None:
+    """Sandbox: how often each item passes, fails or does not apply, with example evidence."""
+    from grader.engine import Grader
+    from grader.sandbox import rubric_report
+
+    _check_inputs(on, fmt)
+    if not file.is_file():
+        raise _fail(f"cannot open rubric file {file}")
+    rub = _load_rubric(file)
+    engine = Grader(rub, build_tagger(tagger))
+    results = list(engine.grade_stream(read_files(on, fmt)))
+    report = rubric_report(rub, results)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=1))
+        return
+    table = Table(title=f"{rub.name} on {report['conversations']} conversations ({report['errors']} errors)")
+    for col in ("item", "dimension", "pass", "fail", "n/a", "mean points", "example"):
+        table.add_column(col, overflow="fold")
+    for row in report["items"]:
+        example = row["examples"][0] if row["examples"] else {}
+        ex = f"{example.get('id')}#{example.get('turn')}: {example.get('text', '')[:40]}" if example else "-"
+        table.add_row(f"{row['id']} {row['label']}", row["dimension"], str(row["passed"]), str(row["failed"]),
+                      str(row["not_applicable"]), f"{row['mean_points']:.2f}/{row['max_points']:g}", ex)
+    err.print(table)
+    reds = "  ".join(f"{r['id']} {r['count']}" for r in report["red_lines"])
+    err.print(f"red lines: {reds or 'none'}; mean score {report['mean_score']:.1f}; grades {report['grades']}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

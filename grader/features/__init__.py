@@ -1,0 +1,1 @@
+"""Pure functions over transcripts shared by rules, models and training."""
