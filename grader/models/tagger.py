@@ -1,0 +1,97 @@
+"""The fine-tuned behavior model as a BehaviorTagger (`behavior_model.v1`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from grader.behaviors.base import BehaviorTagger, TurnScores
+from grader.labels import turn_context, turn_position
+from grader.types import Transcript
+
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "behavior_model"
+
+
+class ModelTagger(BehaviorTagger):
+    """Batches agent turns across conversations, sorted by length, under inference mode.
+
+    `quantize` applies dynamic int8 quantisation to the linear layers (CPU).
+    """
+
+    name = "behavior_model.v1"
+
+    def __init__(self, folder: str | Path = SHIPPED_MODEL, base: str | None = None, quantize: bool = True,
+                 batch_size: int = 64, threads: int | None = None):
+        self.folder = Path(folder)
+        self.base = base
+        self.quantize = quantize
+        self.batch_size = batch_size
+        self.threads = threads
+        self._model = None
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        import torch
+
+        from grader.models.behavior_model import load_model
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        model, self.config, self.calibration, self.encoding = load_model(self.folder, self.base)
+        if self.quantize:
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        self._model = model
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        self.load()
+        return self.config.model_version + ("+int8" if self.quantize else "")
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        self.load()
+        return dict(self.calibration.threshold)
+
+    def probabilities(self, texts: list[str], contexts: list[str], positions: list[tuple]) -> list[dict[str, float]]:
+        """Calibrated probabilities for (agent text, customer context, position) triples."""
+        import torch
+
+        self.load()
+        rows = self.encoding.ids(texts, contexts)
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        labels = self.config.labels
+        temps = torch.tensor([self.calibration.temperature[b] for b in labels])
+        out: list[dict[str, float]] = [{} for _ in rows]
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                ids, mask = self.encoding.batch([rows[i] for i in chunk])
+                pos = torch.tensor([positions[i] for i in chunk], dtype=torch.float32)
+                probs = torch.sigmoid(self._model(ids, mask, pos) / temps).tolist()
+                for i, p in zip(chunk, probs):
+                    out[i] = dict(zip(labels, p))
+        return out
+
+    def predict(self, transcripts: Sequence[Transcript]) -> list[TurnScores]:
+        keys = [(n, i) for n, t in enumerate(transcripts) for i in t.agent_turn_indices()]
+        probs = self.probabilities(
+            [transcripts[n].turns[i].text for n, i in keys],
+            [turn_context(transcripts[n], i) for n, i in keys],
+            [turn_position(transcripts[n], i) for n, i in keys],
+        ) if keys else []
+        out: list[TurnScores] = [{} for _ in transcripts]
+        for (n, i), p in zip(keys, probs):
+            out[n][i] = p
+        return out
+
+
+def load_default_tagger(folder: str | Path | None = None) -> ModelTagger:
+    """The shipped behavior model (or `folder`); FileNotFoundError when it is absent."""
+    folder = Path(folder or os.environ.get("GRADER_BEHAVIOR_MODEL") or SHIPPED_MODEL)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"no behavior model at {folder}")
+    tagger = ModelTagger(folder)
+    tagger.load()
+    return tagger

