@@ -76,6 +76,20 @@ def build_tagger(choice: TaggerChoice, model_dir: Optional[Path] = None):
         return LexiconTagger()
 
 
+def build_engine(rubric: Optional[Path], tagger: TaggerChoice, model: Optional[Path], quality_model: Optional[Path]):
+    """The grading engine a command or the service runs with (the composition root's choice)."""
+    from grader.engine import Grader
+
+    quality = None
+    if quality_model is not None:
+        try:
+            from grader.models.quality import load_quality_model
+        except ImportError as exc:
+            raise _fail(f"the quality model needs the ml extras: {exc}")
+        quality = load_quality_model(quality_model)
+    return Grader(_load_rubric(rubric), build_tagger(tagger, model), quality)
+
+
 def _summary(results: list, title: str) -> None:
     grades = [r for r in results if isinstance(r, Grade)]
     errors = [r for r in results if isinstance(r, ErrorRecord)]
@@ -120,19 +134,11 @@ def grade(
     """Grade conversations: one JSON line per input conversation, in input order."""
     from rich.progress import Progress
 
-    from grader.engine import Grader
     from grader.output import result_line
 
     _check_inputs(inputs, fmt)
-    rub = _load_rubric(rubric)
-    quality = None
-    if quality_model is not None:
-        try:
-            from grader.models.quality import load_quality_model
-        except ImportError as exc:
-            raise _fail(f"the quality model needs the ml extras: {exc}")
-        quality = load_quality_model(quality_model)
-    engine = Grader(rub, build_tagger(tagger, model), quality)
+    engine = build_engine(rubric, tagger, model, quality_model)
+    rub = engine.rubric
     try:
         parsed = list(read_files(inputs, fmt))
     except (OSError, UnicodeDecodeError) as exc:
@@ -312,6 +318,65 @@ def evaluate(
     md = to_markdown(report, f"{t.name} {t.version} on {split}" + (f" ({source})" if source else ""))
     out.with_suffix(".md").write_text(md, encoding="utf-8")
     typer.echo(md)
+
+
+@app.command("train-quality")
+def train_quality(
+    data: Path = typer.Option(..., "--data", help="Labeled conversations (STC-3 dialogues, or transcripts with `quality`)."),
+    out: Path = typer.Option(..., "--out", help="Quality model folder to write."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="stc3 or jsonl (default: detected)."),
+    seed: int = typer.Option(13, "--seed"),
+) -> None:
+    """Learn conversation-level quality dimensions (a distribution over the scale per dimension)."""
+    if not data.is_file():
+        raise _fail(f"cannot open {data}")
+    if fmt is not None and fmt not in ("stc3", "jsonl"):
+        raise _fail("--format must be stc3 or jsonl")
+    try:
+        from training.quality import train_quality as run_training
+    except ImportError as exc:
+        raise _fail(f"training needs the ml extras: {exc}")
+    try:
+        folder = run_training(data=data, fmt=fmt, out=out, seed=seed, log=lambda m: err.print(m, highlight=False))
+    except ValueError as exc:
+        raise _fail(str(exc))
+    err.print(f"[green]saved[/green] {folder}")
+
+
+keys_app = typer.Typer(help="API keys of the grading service.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    db: str = typer.Option("sqlite:///grader.db", "--db", help="SQLAlchemy URL; postgresql://user@host:port/db works too."),
+    rubric: Optional[Path] = typer.Option(None, "--rubric"),
+    tagger: TaggerChoice = typer.Option(TaggerChoice.auto, "--tagger"),
+    model: Optional[Path] = typer.Option(None, "--model"),
+    quality_model: Optional[Path] = typer.Option(None, "--quality-model"),
+) -> None:
+    """Run the grading service (HTTP API and review page); brings the database schema up to date first."""
+    from serving.app import run_server
+
+    run_server(host=host, port=port, db_url=db, engine=build_engine(rubric, tagger, model, quality_model))
+
+
+@keys_app.command("create")
+def keys_create(
+    role: str = typer.Option(..., "--role", help="admin, reviewer, agent or client."),
+    name: str = typer.Option(..., "--name", help="Key name; for agent keys the transcripts' agent_id."),
+    db: str = typer.Option("sqlite:///grader.db", "--db"),
+) -> None:
+    """Create an API key and print it alone on stdout (stored hashed)."""
+    from serving.keys import create_key
+
+    try:
+        key = create_key(db_url=db, role=role, name=name)
+    except ValueError as exc:
+        raise _fail(str(exc))
+    typer.echo(key)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -377,9 +377,10 @@ def build_tokenizer(e5file: E5File) -> PreTrainedTokenizerFast:
             steps.append(normalizers.Replace(Regex(_char_class(cps)), target))
     # Precompiled looks a short grapheme up as a whole and keeps only its first
     # character's entry ("Ａ\u0301" -> "A"): a control character inserted before
-    # every combining mark cuts such graphemes, and is removed again after.
+    # every combining mark cuts such graphemes, and is removed again after. Not
+    # at offset 0, where tokenizers fails to delete it again.
     marks = _char_class(_grapheme_extenders())
-    steps.append(normalizers.Replace(Regex(f"(?={marks})"), _GRAPHEME_CUT))
+    steps.append(normalizers.Replace(Regex(f"(?<=[\\s\\S])(?={marks})"), _GRAPHEME_CUT))
     steps.append(normalizers.Precompiled(precompiled_charsmap(norm)))
     if norm.get(ord(_GRAPHEME_CUT)) != "":
         steps.append(normalizers.Replace(_GRAPHEME_CUT, ""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,7 +42,9 @@ class ModelTagger(BehaviorTagger):
             torch.set_num_threads(self.threads)
         model, self.config, self.calibration, self.encoding = load_model(self.folder, self.base)
         if self.quantize:
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            with warnings.catch_warnings():  # eager dynamic quantisation is deprecated in favour of torchao, still supported
+                warnings.simplefilter("ignore")
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         self._model = model
 
     @property

@@ -1,0 +1,126 @@
+"""The behavior model: a tiny random BERT overfits a few turns, saves, reloads, predicts the same."""
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from grader.codebook import BEHAVIORS  # noqa: E402
+from tests.conftest import make_transcript  # noqa: E402
+
+TURNS = [
+    ("在吗", "您好，很高兴为您服务", ["greeting"]),
+    ("我的快递三天没动了", "非常抱歉让您久等了，请提供一下订单号", ["empathy", "info_request"]),
+    ("好的谢谢", "感谢您的耐心，祝您生活愉快", ["closing"]),
+    ("怎么还没退款", "已为您反馈给售后，24小时内回复您", ["progress_update"]),
+    ("能便宜点吗", "这个不归我们管", ["shirking"]),
+    ("我不会弄", "你自己不会看吗", ["impolite"]),
+]
+
+
+def tiny_base(folder):
+    """A random 2-layer BERT with a character-level unigram tokenizer, saved as an HF folder."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+
+    chars = sorted({ch for c, a, _ in TURNS for ch in c + a})
+    vocab = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(ch, -1.0) for ch in chars]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=3))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, pad_token_id=1)
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def write_data(folder):
+    folder.mkdir()
+    rows = []
+    for n, split in enumerate(["train", "dev"]):
+        turns = []
+        for c, a, labels in TURNS:
+            turns += [{"speaker": "customer", "text": c}, {"speaker": "agent", "text": a, "labels": labels}]
+        rows.append({"id": f"conv-{n}", "split": split, "turns": turns})
+    (folder / "tiny.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from training.behavior import TrainArgs, train
+
+    tmp = tmp_path_factory.mktemp("bm")
+    base = tiny_base(tmp / "base")
+    data = write_data(tmp / "data")
+    args = TrainArgs(data=[str(data)], out=str(tmp / "model"), base=str(base), num_layers=2, trained_layers=1,
+                     epochs=60, batch_size=6, lr=3e-3, head_lr=3e-2, warmup=0.0, seed=3, threads=1)
+    return train(args, log=lambda m: None), base
+
+
+def test_saved_folder_is_complete(trained):
+    folder, _ = trained
+    names = {p.name for p in folder.iterdir()}
+    assert {"config.json", "weights.safetensors", "calibration.json", "training_args.json", "metrics.json", "README.md"} <= names
+    config = json.loads((folder / "config.json").read_text())
+    assert config["labels"] == list(BEHAVIORS) and config["schema_version"] == 1
+
+
+def test_overfits_and_reloads_with_same_predictions(trained):
+    from grader.models.tagger import ModelTagger
+
+    folder, base = trained
+    t = make_transcript(*[x for c, a, _ in TURNS for x in (("customer", c), ("agent", a))])
+    first = ModelTagger(folder, quantize=False)
+    [scores] = first.predict([t])
+    predicted = {i: sorted(b for b, p in s.items() if p >= first.thresholds[b]) for i, s in scores.items()}
+    gold = {2 * k + 1: sorted(labels) for k, (_, _, labels) in enumerate(TURNS)}
+    assert predicted == gold
+    [again] = ModelTagger(folder, quantize=False).predict([t])
+    assert all(abs(again[i][b] - scores[i][b]) < 1e-6 for i in scores for b in BEHAVIORS)
+
+
+def test_int8_quantised_tagger_agrees(trained):
+    from grader.models.tagger import ModelTagger
+
+    folder, _ = trained
+    t = make_transcript(*[x for c, a, _ in TURNS for x in (("customer", c), ("agent", a))])
+    [fp32] = ModelTagger(folder, quantize=False).predict([t])
+    [int8] = ModelTagger(folder, quantize=True).predict([t])
+    assert max(abs(fp32[i][b] - int8[i][b]) for i in fp32 for b in BEHAVIORS) < 0.2
+
+
+def test_weights_must_match_config(trained, tmp_path):
+    import shutil
+
+    from grader.models.behavior_model import load_model
+
+    folder, _ = trained
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["trained_layers"] = 2
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="weights do not match"):
+        load_model(broken)
+
+
+def test_train_args_validate():
+    from training.behavior import TrainArgs
+
+    with pytest.raises(ValueError, match="trained_layers"):
+        TrainArgs(num_layers=2, trained_layers=3)
+    with pytest.raises(ValueError, match="epochs"):
+        TrainArgs(epochs=0)
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path):
+    from grader.models.tagger import load_default_tagger
+
+    with pytest.raises(FileNotFoundError, match="no behavior model"):
+        load_default_tagger(tmp_path)
