@@ -22,7 +22,14 @@ grade-examples: $(STAMP)
 	@mkdir -p out
 	$(BIN)/grader grade examples/transcripts.jsonl --out out/examples.grades.jsonl
 
+## Grade the examples, then start the service on the embedded SQLite database (Ctrl-C stops it).
+## The first run creates an admin key and prints it once.
 run: grade-examples
+	@if [ ! -f grader.db ]; then \
+		echo "admin key (keep it; shown once):"; \
+		$(BIN)/grader keys create --role admin --name local-admin --db $(DB); \
+	fi
+	$(BIN)/grader serve --host $(HOST) --port $(PORT) --db $(DB)
 
 ## Create the environment, install, run the whole test suite.
 test: $(STAMP)

@@ -273,6 +273,8 @@ def train(
     lr: float = typer.Option(8e-5, "--lr"),
     seed: int = typer.Option(13, "--seed"),
     threads: int = typer.Option(2, "--threads"),
+    context_tokens: int = typer.Option(32, "--context-tokens", help="Tokens kept from the end of the preceding customer turn."),
+    lexicon_features: bool = typer.Option(True, "--lexicon-features/--no-lexicon-features", help="Feed the lexicon tagger's scores to the head."),
 ) -> None:
     """Fine-tune the behavior model (seeded); thresholds and temperatures tuned on dev."""
     try:
@@ -282,7 +284,8 @@ def train(
         raise _fail(f"training needs the ml extras (torch, transformers, datasets): {exc}")
     try:
         args = TrainArgs(data=[str(p) for p in data], out=str(out), base=base, num_layers=num_layers,
-                         trained_layers=trained_layers, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads)
+                         trained_layers=trained_layers, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
+                         max_context_tokens=context_tokens, lexicon_features=lexicon_features)
     except ValueError as exc:
         raise _fail(str(exc))
     for p in data:

@@ -9,6 +9,7 @@ accept an item (fully or in part) become item overrides through `dispute_review`
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -173,6 +174,37 @@ def _fails(rubric: Rubric, red_lines: list[RedLineResult]) -> bool:
     return any(consequence.get(rl.id, "fail") == "fail" for rl in red_lines)
 
 
+@dataclass
+class _Overrides:
+    """What a sequence of reviews adds up to, later reviews winning."""
+
+    items: dict[str, ItemResult]
+    turns: dict[int, TurnBehaviors]
+    notes: list[str]
+    changed_items: bool = False
+    score: float | None = None
+    verdict: bool | None = None
+    verdict_reason: str = ""
+
+    def apply(self, review: ReviewInput, rubric: Rubric) -> None:
+        for override in review.items:
+            item = rubric_item(rubric, override.id)
+            if item is None or override.id not in self.items:
+                self.notes.append(f"人工复核：评分项 {override.id} 不在当前评分表中，改判未应用")
+                continue
+            self.items[override.id] = _overridden_item(self.items[override.id], item, override, review.reason)
+            self.changed_items = True
+        for turn in review.turns:
+            if turn.index not in self.turns:
+                self.notes.append(f"人工复核：第 {turn.index} 轮不是客服轮次，标签改判未应用")
+                continue
+            self.turns[turn.index] = self.turns[turn.index].model_copy(update={"behaviors": list(turn.behaviors)})
+        if review.score is not None:
+            self.score = review.score
+        if review.red_line is not None:
+            self.verdict, self.verdict_reason = review.red_line, review.reason
+
+
 def effective_grade(machine: Grade, reviews: Sequence[ReviewInput], rubric: Rubric) -> Grade:
     """The machine grade with every review applied in order (a later override of the same
     item, turn, score or verdict wins). Item points are recomputed into dimensions, score and
@@ -181,44 +213,23 @@ def effective_grade(machine: Grade, reviews: Sequence[ReviewInput], rubric: Rubr
     Overrides that no longer fit the grade (another rubric) are skipped with a note."""
     if not reviews:
         return machine
-    items = {r.id: r for r in machine.items}
-    turns = {t.index: t for t in machine.turns}
-    notes = list(machine.notes)
-    changed_items = False
-    score: tuple[float, str] | None = None
-    verdict: tuple[bool, str] | None = None
+    acc = _Overrides(items={r.id: r for r in machine.items}, turns={t.index: t for t in machine.turns},
+                     notes=list(machine.notes))
     for review in reviews:
-        for override in review.items:
-            item = rubric_item(rubric, override.id)
-            if item is None or override.id not in items:
-                notes.append(f"人工复核：评分项 {override.id} 不在当前评分表中，改判未应用")
-                continue
-            items[override.id] = _overridden_item(items[override.id], item, override, review.reason)
-            changed_items = True
-        for turn in review.turns:
-            if turn.index not in turns:
-                notes.append(f"人工复核：第 {turn.index} 轮不是客服轮次，标签改判未应用")
-                continue
-            turns[turn.index] = turns[turn.index].model_copy(update={"behaviors": list(turn.behaviors)})
-        if review.score is not None:
-            score = (review.score, review.reason)
-        if review.red_line is not None:
-            verdict = (review.red_line, review.reason)
-    item_list = [items[r.id] for r in machine.items]
-    dims = _dimensions(rubric, item_list) if changed_items else list(machine.dimensions)
-    red_lines = _red_lines(machine, verdict[0] if verdict else None, verdict[1] if verdict else "")
-    fail = _fails(rubric, red_lines)
+        acc.apply(review, rubric)
+    items = [acc.items[r.id] for r in machine.items]
+    dims = _dimensions(rubric, items) if acc.changed_items else list(machine.dimensions)
+    red_lines = _red_lines(machine, acc.verdict, acc.verdict_reason)
     total = _total(dims)  # equals the machine score unless a red line zeroed it
-    if fail:
-        if score is not None:
-            notes.append("人工复核：红线一票否决，分数改判未应用")
+    if _fails(rubric, red_lines):
+        if acc.score is not None:
+            acc.notes.append("人工复核：红线一票否决，分数改判未应用")
         total, band = 0.0, rubric.grade_bands[-1].label
     else:
-        if score is not None:
-            total = round(score[0], 1)
+        total = total if acc.score is None else round(acc.score, 1)
         band = rubric.band(total)
-    turn_list: list[TurnBehaviors] = [turns[t.index] for t in machine.turns]
     return machine.model_copy(update={
         "score": total, "grade": band, "red_line": bool(red_lines), "red_lines": red_lines,
-        "turns": turn_list, "items": item_list, "dimensions": dims, "notes": notes,
+        "turns": [acc.turns[t.index] for t in machine.turns], "items": items, "dimensions": dims,
+        "notes": acc.notes,
     })

@@ -35,6 +35,7 @@ class TrainArgs:
     max_pos_weight: float = 8.0
     seed: int = 13
     threads: int = 2
+    lexicon_features: bool = True
     model_version: str = ""
 
     def __post_init__(self) -> None:
@@ -69,11 +70,13 @@ def as_dataset(turns: list[LabeledTurn]):
     })
 
 
-def _logits(model, encoding, ds, batch_size: int = 64) -> np.ndarray:
+def _logits(model, encoding, ds, lexicon: bool, batch_size: int = 64) -> np.ndarray:
     import torch
 
+    from grader.models.behavior_model import extra_features
+
     rows = encoding.ids(ds["text"], ds["context"])
-    positions = list(ds["position"])
+    extra = extra_features(list(ds["text"]), list(ds["position"]), lexicon)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     out = np.zeros((len(rows), len(BEHAVIORS)), dtype=np.float32)
     model.eval()
@@ -81,8 +84,7 @@ def _logits(model, encoding, ds, batch_size: int = 64) -> np.ndarray:
         for s in range(0, len(order), batch_size):
             chunk = order[s : s + batch_size]
             ids, mask = encoding.batch([rows[i] for i in chunk])
-            pos = torch.tensor([positions[i] for i in chunk], dtype=torch.float32)
-            out[chunk] = model(ids, mask, pos).numpy()
+            out[chunk] = model(ids, mask, extra[chunk]).numpy()
     return out
 
 
@@ -111,12 +113,41 @@ def calibrate(logits: np.ndarray, gold: np.ndarray):
     return Calibration(temps, thresholds)
 
 
+def cache_frozen(model, encoding, rows: list[list[int]], n_layers: int, batch_size: int = 64) -> list:
+    """Hidden states after the frozen lower layers, once per example (fp16, unpadded)."""
+    import torch
+
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+    out: list = [None] * len(rows)
+    model.eval()
+    with torch.inference_mode():
+        for s in range(0, len(order), batch_size):
+            chunk = order[s : s + batch_size]
+            ids, mask = encoding.batch([rows[i] for i in chunk])
+            hidden = model.hidden_after(ids, mask, n_layers)
+            for k, i in enumerate(chunk):
+                out[i] = hidden[k, : len(rows[i])].to(torch.float16).clone()
+    return out
+
+
+def _pad_hidden(hiddens: list):
+    import torch
+
+    width = max(h.shape[0] for h in hiddens)
+    batch = torch.zeros((len(hiddens), width, hiddens[0].shape[1]), dtype=torch.float32)
+    mask = torch.zeros((len(hiddens), width), dtype=torch.long)
+    for i, h in enumerate(hiddens):
+        batch[i, : h.shape[0]] = h.to(torch.float32)
+        mask[i, : h.shape[0]] = 1
+    return batch, mask
+
+
 def train(args: TrainArgs, log=print) -> Path:
     """Train, calibrate on dev, save the model folder; returns its path."""
     import torch
 
-    from grader.models.behavior_model import (BehaviorClassifier, Encoding, ModelConfig, freeze_all_but,
-                                              load_encoder, save_model, trainable_names)
+    from grader.models.behavior_model import (BehaviorClassifier, Encoding, ModelConfig, extra_features,
+                                              freeze_all_but, load_encoder, save_model, trainable_names)
     from training.metrics import evaluate_predictions
 
     started = time.time()
@@ -128,7 +159,10 @@ def train(args: TrainArgs, log=print) -> Path:
     dev_ds = ds.filter(lambda r: r["split"] == "dev")
     log(f"data: {len(train_ds)} train turns, {len(dev_ds)} dev turns from {sorted(set(ds['source']))}")
     encoder, tokenizer = load_encoder(args.base, args.num_layers)
-    model = BehaviorClassifier(encoder, len(BEHAVIORS))
+    config = ModelConfig(base=args.base, num_layers=args.num_layers, trained_layers=args.trained_layers,
+                         max_agent_tokens=args.max_agent_tokens, max_context_tokens=args.max_context_tokens,
+                         lexicon_features=args.lexicon_features)
+    model = BehaviorClassifier(encoder, len(BEHAVIORS), config.dropout, config.n_extra)
     names = trainable_names(model, args.trained_layers)
     freeze_all_but(model, names)
     encoding = Encoding(tokenizer, args.max_agent_tokens, args.max_context_tokens)
@@ -141,7 +175,11 @@ def train(args: TrainArgs, log=print) -> Path:
     body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
     opt = torch.optim.AdamW([{"params": body, "lr": args.lr}, {"params": head, "lr": args.head_lr}], weight_decay=args.weight_decay)
     rows = encoding.ids(train_ds["text"], train_ds["context"])
-    positions = torch.tensor(list(train_ds["position"]), dtype=torch.float32)
+    frozen = args.num_layers - args.trained_layers
+    # The frozen lower layers see every example identically each epoch: run them once.
+    cached = cache_frozen(model, encoding, rows, frozen)
+    log(f"cached the {frozen} frozen layers for {len(rows)} turns ({time.time() - started:.0f}s)")
+    extras = extra_features(list(train_ds["text"]), list(train_ds["position"]), args.lexicon_features)
     targets = torch.tensor(gold)
     steps_per_epoch = math.ceil(len(rows) / args.batch_size)
     total = steps_per_epoch * args.epochs
@@ -157,8 +195,8 @@ def train(args: TrainArgs, log=print) -> Path:
         rng.shuffle(batches)
         running = 0.0
         for chunk in batches:
-            ids, mask = encoding.batch([rows[i] for i in chunk])
-            loss = loss_fn(model(ids, mask, positions[chunk]), targets[chunk])
+            hidden, mask = _pad_hidden([cached[i] for i in chunk])
+            loss = loss_fn(model.forward_from(hidden, mask, extras[chunk], frozen), targets[chunk])
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -168,7 +206,7 @@ def train(args: TrainArgs, log=print) -> Path:
             step += 1
         log(f"epoch {epoch + 1}/{args.epochs}: loss {running / len(batches):.4f} ({time.time() - started:.0f}s)")
 
-    dev_logits = _logits(model, encoding, dev_ds)
+    dev_logits = _logits(model, encoding, dev_ds, args.lexicon_features)
     dev_gold = np.array(list(dev_ds["labels"]), dtype=np.float32)
     calibration = calibrate(dev_logits, dev_gold)
     probs = 1 / (1 + np.exp(-dev_logits / np.array([calibration.temperature[b] for b in BEHAVIORS])))
@@ -178,9 +216,7 @@ def train(args: TrainArgs, log=print) -> Path:
 
     out = Path(args.out)
     version = args.model_version or time.strftime("%Y%m%d") + f"-L{args.num_layers}T{args.trained_layers}-s{args.seed}"
-    config = ModelConfig(base=args.base, num_layers=args.num_layers, trained_layers=args.trained_layers,
-                         max_agent_tokens=args.max_agent_tokens, max_context_tokens=args.max_context_tokens,
-                         model_version=version)
+    config.model_version = version
     save_model(model, config, calibration, out)
     (out / "training_args.json").write_text(json.dumps(asdict(args), ensure_ascii=False, indent=1), encoding="utf-8")
     sources = {s: int(sum(1 for x in train_ds["source"] if x == s)) for s in sorted(set(train_ds["source"]))}

