@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from grader.codebook import check_behavior_ids
 from grader.rubric.schema import Item, Rubric
-from grader.scoring import _score_dimension
+from grader.scoring import score_dimension, total_score
 from grader.types import DimensionResult, Grade, ItemResult, RedLineResult, TurnBehaviors
 
 REVIEWER_RED_LINE = "reviewer_red_line"
@@ -148,16 +148,10 @@ def _overridden_item(result: ItemResult, item: Item, override: ItemOverride, rea
 def _dimensions(rubric: Rubric, items: list[ItemResult]) -> list[DimensionResult]:
     dims = []
     for dim in rubric.dimensions:
-        scored = _score_dimension(dim, [r for r in items if r.dimension == dim.id])
+        scored = score_dimension(dim, [r for r in items if r.dimension == dim.id])
         if scored is not None:
             dims.append(scored)
     return dims
-
-
-def _total(dims: list[DimensionResult]) -> float:
-    # Same formula as grader.scoring.grade_conversation (which has no helper for it).
-    total_weight = sum(d.weight for d in dims)
-    return round(100 * sum(d.score for d in dims) / total_weight, 1) if total_weight else 100.0
 
 
 def _red_lines(machine: Grade, verdict: bool | None, reason: str) -> list[RedLineResult]:
@@ -220,7 +214,7 @@ def effective_grade(machine: Grade, reviews: Sequence[ReviewInput], rubric: Rubr
     items = [acc.items[r.id] for r in machine.items]
     dims = _dimensions(rubric, items) if acc.changed_items else list(machine.dimensions)
     red_lines = _red_lines(machine, acc.verdict, acc.verdict_reason)
-    total = _total(dims)  # equals the machine score unless a red line zeroed it
+    total = total_score(dims)  # equals the machine score unless a red line zeroed it
     if _fails(rubric, red_lines):
         if acc.score is not None:
             acc.notes.append("人工复核：红线一票否决，分数改判未应用")

@@ -34,7 +34,7 @@ def _score_item(item: Item, dimension: str, ctx: Context) -> ItemResult:
                       evidence=evidence, reason=out.reason)
 
 
-def _score_dimension(dim: Dimension, items: list[ItemResult]) -> DimensionResult | None:
+def score_dimension(dim: Dimension, items: list[ItemResult]) -> DimensionResult | None:
     active = [r for r in items if r.applicable]
     max_points = sum(r.max_points for r in active)
     if max_points <= 0:
@@ -42,6 +42,12 @@ def _score_dimension(dim: Dimension, items: list[ItemResult]) -> DimensionResult
     points = min(max_points, sum(r.points for r in active))
     return DimensionResult(id=dim.id, label=dim.label, weight=dim.weight, points=round(points, 2),
                            max_points=max_points, score=round(dim.weight * points / max_points, 2))
+
+
+def total_score(dims: list[DimensionResult]) -> float:
+    """0-100: the dimensions' weighted scores over the weight of the dimensions that applied."""
+    total_weight = sum(d.weight for d in dims)
+    return round(100 * sum(d.score for d in dims) / total_weight, 1) if total_weight else 100.0
 
 
 def _turn_behaviors(features: TranscriptFeatures) -> list[TurnBehaviors]:
@@ -61,17 +67,16 @@ def grade_conversation(
     model_info: dict[str, str] | None = None,
 ) -> Grade:
     """The grade of one conversation: items, dimensions, red lines, score, band, per-turn behaviors."""
-    ctx = Context(features, findings, dict(skipped or {}))
+    ctx = Context(features, findings, dict(skipped or {}), {r.id: r.label for r in rubric.rules if r.label})
     items: list[ItemResult] = []
     dims: list[DimensionResult] = []
     for dim in rubric.dimensions:
         results = [_score_item(item, dim.id, ctx) for item in dim.items]
         items += results
-        scored = _score_dimension(dim, results)
+        scored = score_dimension(dim, results)
         if scored is not None:
             dims.append(scored)
-    total_weight = sum(d.weight for d in dims)
-    score = round(100 * sum(d.score for d in dims) / total_weight, 1) if total_weight else 100.0
+    score = total_score(dims)
     red_lines, fail = [], False
     for rl in rubric.red_lines:
         out = evaluate(rl.when, ctx)

@@ -12,7 +12,7 @@ from pydantic.json_schema import models_json_schema
 
 import grader
 from grader.engine import Grader
-from serving import errors
+from serving import errors, web
 from serving.db import Database
 from serving.jobs import JobWorker
 from serving.migrate import upgrade
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, engine: Grader | None = None, *
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    web.install(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

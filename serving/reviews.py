@@ -14,6 +14,7 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from grader.features.pii import mask_personal_numbers
+from grader.features.pii import mask_personal_numbers
 from grader.output import result_dict
 from grader.review import ItemOverride, ReviewError, ReviewInput, TurnOverride, dispute_review, validate_review
 from grader.rubric.schema import Rubric
@@ -34,7 +35,7 @@ class _Body(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("a reason is required")
-        return value.strip()
+        return mask_personal_numbers(value.strip())  # stored masked: no full personal number anywhere
 
 
 class ReviewBody(_Body):

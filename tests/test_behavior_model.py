@@ -76,12 +76,12 @@ def test_overfits_and_reloads_with_same_predictions(trained):
 
     folder, base = trained
     t = make_transcript(*[x for c, a, _ in TURNS for x in (("customer", c), ("agent", a))])
-    first = ModelTagger(folder, quantize=False)
+    first = ModelTagger(folder, runtime="torch")
     [scores] = first.predict([t])
     predicted = {i: sorted(b for b, p in s.items() if p >= first.thresholds[b]) for i, s in scores.items()}
     gold = {2 * k + 1: sorted(labels) for k, (_, _, labels) in enumerate(TURNS)}
     assert predicted == gold
-    [again] = ModelTagger(folder, quantize=False).predict([t])
+    [again] = ModelTagger(folder, runtime="torch").predict([t])
     assert all(abs(again[i][b] - scores[i][b]) < 1e-6 for i in scores for b in BEHAVIORS)
 
 
@@ -90,9 +90,25 @@ def test_int8_quantised_tagger_agrees(trained):
 
     folder, _ = trained
     t = make_transcript(*[x for c, a, _ in TURNS for x in (("customer", c), ("agent", a))])
-    [fp32] = ModelTagger(folder, quantize=False).predict([t])
+    [fp32] = ModelTagger(folder, runtime="torch").predict([t])
     [int8] = ModelTagger(folder, quantize=True).predict([t])
     assert max(abs(fp32[i][b] - int8[i][b]) for i in fp32 for b in BEHAVIORS) < 0.2
+
+
+def test_onnx_runtime_matches_torch_and_caches_the_export(trained, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from grader.models.tagger import ModelTagger
+
+    monkeypatch.setenv("GRADER_ONNX_DIR", str(tmp_path / "onnx"))
+    folder, _ = trained
+    t = make_transcript(*[x for c, a, _ in TURNS for x in (("customer", c), ("agent", a))])
+    [eager] = ModelTagger(folder, runtime="torch").predict([t])
+    [onnx] = ModelTagger(folder, runtime="onnx").predict([t])
+    assert max(abs(eager[i][b] - onnx[i][b]) for i in eager for b in BEHAVIORS) < 1e-4
+    [exported] = list((tmp_path / "onnx").glob("*.onnx"))
+    mtime = exported.stat().st_mtime_ns
+    ModelTagger(folder, runtime="onnx").predict([t])
+    assert exported.stat().st_mtime_ns == mtime
 
 
 def test_weights_must_match_config(trained, tmp_path):

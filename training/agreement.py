@@ -1,9 +1,9 @@
 """Inter-annotator agreement between two label passes over the same turns (for the datasheet).
 
-    python -m training.agreement FIRST.jsonl SECOND.jsonl [--written data/behaviors/written]
+    python -m training.agreement FIRST SECOND
 
-FIRST/SECOND: lines `{"id", "turn", "labels"}`; with `--written`, FIRST may be the written
-data folder (labels read from the transcripts).
+FIRST/SECOND: files of lines `{"id", "turn", "labels"}`, or written-data transcript files
+or folders (labels read from their agent turns).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from grader.labels import read_written
 
 def read_pass(path: Path) -> dict[tuple[str, int], set[str]]:
     """(id, turn) -> labels, from a turn-label file or a folder of written transcripts."""
-    if path.is_dir():
-        return {(c.transcript.id, i): set(labels) for f in sorted(path.glob("*.jsonl"))
-                for c in read_written(f) for i, labels in c.labels.items()}
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [] if path.is_dir() else [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if path.is_dir() or (rows and "turns" in rows[0]):
+        files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+        return {(c.transcript.id, i): set(labels) for f in files for c in read_written(f) for i, labels in c.labels.items()}
     return {(r["id"], r["turn"]): set(r["labels"]) for r in rows}
 
 

@@ -17,18 +17,22 @@ SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "resources" / "behavior_mo
 class ModelTagger(BehaviorTagger):
     """Batches agent turns across conversations, sorted by length, under inference mode.
 
-    `quantize` applies dynamic int8 quantisation to the linear layers (CPU).
+    runtime `onnx` (default where onnxruntime is installed) runs an ONNX export of the model,
+    made once per model and cached; `torch` runs it eagerly. `quantize` applies dynamic int8
+    quantisation to the linear layers (torch runtime; it costs accuracy on this encoder, see
+    the README's trade-off table).
     """
 
     name = "behavior_model.v1"
 
-    def __init__(self, folder: str | Path = SHIPPED_MODEL, base: str | None = None, quantize: bool = True,
-                 batch_size: int = 64, threads: int | None = None):
+    def __init__(self, folder: str | Path = SHIPPED_MODEL, base: str | None = None, quantize: bool = False,
+                 batch_size: int = 64, threads: int | None = None, runtime: str | None = None):
         self.folder = Path(folder)
         self.base = base
         self.quantize = quantize
         self.batch_size = batch_size
         self.threads = threads
+        self.runtime = runtime or ("torch" if quantize or not _has_onnxruntime() else "onnx")
         self._model = None
 
     def load(self) -> None:
@@ -41,7 +45,11 @@ class ModelTagger(BehaviorTagger):
         if self.threads:
             torch.set_num_threads(self.threads)
         model, self.config, self.calibration, self.encoding = load_model(self.folder, self.base)
-        if self.quantize:
+        if self.runtime == "onnx":
+            from grader.models.onnx_runtime import OnnxClassifier
+
+            model = OnnxClassifier.for_model(model, self.folder, self.config, threads=self.threads or torch.get_num_threads())
+        elif self.quantize:
             with warnings.catch_warnings():  # eager dynamic quantisation is deprecated in favour of torchao, still supported
                 warnings.simplefilter("ignore")
                 model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
@@ -90,6 +98,12 @@ class ModelTagger(BehaviorTagger):
         for (n, i), p in zip(keys, probs):
             out[n][i] = p
         return out
+
+
+def _has_onnxruntime() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def load_default_tagger(folder: str | Path | None = None) -> ModelTagger:

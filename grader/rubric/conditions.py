@@ -20,6 +20,11 @@ class Context:
     features: TranscriptFeatures
     findings: dict[str, list[Finding]]
     skipped: dict[str, str] = field(default_factory=dict)
+    rule_labels: dict[str, str] = field(default_factory=dict)
+
+    def rule_name(self, rule_id: str) -> str:
+        label = self.rule_labels.get(rule_id)
+        return f"「{label}」" if label else rule_id
 
 
 @dataclass
@@ -52,12 +57,12 @@ def _behavior(cond: Condition, ctx: Context) -> Outcome:
 
 def _rule(cond: Condition, ctx: Context) -> Outcome:
     if cond.rule in ctx.skipped:
-        return Outcome(None, [], f"规则 {cond.rule} 已跳过：{ctx.skipped[cond.rule]}")
+        return Outcome(None, [], f"规则{ctx.rule_name(cond.rule)}已跳过：{ctx.skipped[cond.rule]}")
     found = ctx.findings.get(cond.rule, [])
     if found:
         evidence = [e for fd in found for e in fd.evidence]
         return Outcome(True, evidence, "；".join(fd.explanation for fd in found[:3]), len(found))
-    return Outcome(False, [], f"规则 {cond.rule} 未命中")
+    return Outcome(False, [], f"未发现{ctx.rule_name(cond.rule)}")
 
 
 def _quality(cond: Condition, ctx: Context) -> Outcome:
