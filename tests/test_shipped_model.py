@@ -35,7 +35,9 @@ def test_shipped_model_tags_a_clear_conversation(tagger):
     )
     got = labels(tagger, t)
     assert {"greeting", "empathy", "info_request"} <= got[1]
-    assert "solution" in got[3] and "resolution_check" in got[3]
+    # 已为您申请换新 / 明天发出 sits on the solution / progress_update line (the least reliable
+    # pair, see the datasheet); the rubric's solution_given item accepts either.
+    assert {"solution", "progress_update"} & got[3] and "resolution_check" in got[3]
     assert "closing" in got[5]
     assert not any({"impolite", "shirking"} & v for v in got.values())
 

@@ -316,7 +316,8 @@ def test_agent_disputes_an_item_and_a_reviewer_resolves_it(page, service):
     assert "邀请满意度评价" in filed.text and "待处理" in filed.text
 
     go(page, service, "/conv/ex-ecommerce-04", ".error")  # another agent's conversation
-    assert "未找到" in text_of(page, ".error")
+    # the error box appears before its text under load: wait for the text itself
+    assert wait(page, lambda d: "未找到" in text_of(d, ".error"))
     logout(page)
 
     login(page, service, "reviewer")
