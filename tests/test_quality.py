@@ -217,7 +217,7 @@ def test_train_save_reload_gives_the_same_predictions(labeled_jsonl, tiny_base, 
     for name in ("config.json", "head.safetensors", "training_args.json", "metrics.json", "README.md"):
         assert (folder / name).is_file(), name
     config = json.loads((folder / "config.json").read_text())
-    assert config["dims"] == ["A", "S"] and config["scale"] == [2, 1, 0, -1, -2] and config["schema_version"] == 1
+    assert config["dims"] == ["S", "A"] and config["scale"] == [2, 1, 0, -1, -2] and config["schema_version"] == 1
     assert config["char_ngrams"] == bool(extra.get("char_ngrams"))
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["n_train"] + metrics["n_dev"] == 12 and metrics["n_dev"] > 0

@@ -166,7 +166,7 @@ class QualityTrainArgs:
     weight_decay: float = 0.01
     lr: float = 1e-3
     batch_size: int = 64
-    max_epochs: int = 40
+    max_epochs: int = 30
     eval_every: int = 5
     ensemble: int = 4
     refit: bool = True
@@ -390,7 +390,7 @@ def train_quality(data: str | Path, fmt: str | None = None, out: str | Path = "o
     records, unlabeled = read_labeled(args.data, args.fmt)
     if len(records) < 2:
         raise ValueError(f"{args.data}: {len(records)} labeled conversation(s); at least 2 are needed")
-    dims = sorted({d for r in records for d in r["labels"]}, key=lambda d: (d not in "ASE", d))
+    dims = list(dict.fromkeys(d for r in records for d in r["labels"]))  # in order of first appearance
     ds = as_dataset(records, dims, args.seed, args.dev_fraction)
     dev = np.array(ds["split"]) == "dev"
     if dev.all():
