@@ -88,3 +88,17 @@ def evidence_text(features: TranscriptFeatures, turn: int, start: int | None = N
     if start is None or end is None:
         return text if len(text) <= 120 else text[:117] + "..."
     return text[max(0, start - 8) : end + 8]
+
+
+class ConfiguredRule:
+    """Base of the rule families: built from a validated config, nothing to load."""
+
+    name = "rule.v1"
+    emits = ("hit",)
+
+    def __init__(self, config: RuleConfig, base_dir=None):
+        self.config = config
+        self.id = config.id
+
+    def load(self) -> None:
+        """Rules are ready once built."""

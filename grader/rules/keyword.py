@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from grader.features.text import fold_width, is_negated, word_boundaries
 from grader.features.transcript import TranscriptFeatures
-from grader.rules.base import RuleConfig, Scope, evidence_text
+from grader.rules.base import ConfiguredRule, RuleConfig, Scope, evidence_text
 from grader.types import Evidence, Finding
 
 
@@ -65,15 +65,13 @@ class _Hit:
     term: str
 
 
-class KeywordRule:
+class KeywordRule(ConfiguredRule):
     """The `keyword.v1` check."""
 
     name = "keyword.v1"
-    emits = ("hit",)
 
     def __init__(self, config: KeywordConfig, base_dir: Path | None = None):
-        self.config = config
-        self.id = config.id
+        super().__init__(config, base_dir)
         phrases = list(config.phrases)
         if config.phrases_file:
             path = Path(config.phrases_file)
@@ -81,9 +79,6 @@ class KeywordRule:
         self.terms: list[tuple[str, re.Pattern]] = [(p, re.compile(re.escape(fold_width(p).lower()))) for p in phrases]
         self.terms += [(p, re.compile(p, re.IGNORECASE)) for p in config.patterns]
         self.excludes = [re.compile(p, re.IGNORECASE) for p in config.exclude]
-
-    def load(self) -> None:
-        """Nothing to load: rules are ready once built."""
 
     @cached_property
     def _needs_words(self) -> bool:

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from grader.features.pii import find_personal_numbers
 from grader.features.transcript import TranscriptFeatures
-from grader.rules.base import RuleConfig, Scope
+from grader.rules.base import ConfiguredRule, RuleConfig, Scope
 from grader.types import Evidence, Finding
 
 PiiKind = Literal["mobile", "id_card", "bank_card", "email"]
@@ -27,19 +27,14 @@ class PiiConfig(RuleConfig):
     kinds: list[PiiKind] = Field(default_factory=lambda: ["mobile", "id_card", "bank_card"], min_length=1)
 
 
-class PiiRule:
+class PiiRule(ConfiguredRule):
     """The `pii.v1` check: evidence carries the masked number only."""
 
     name = "pii.v1"
-    emits = ("hit",)
 
     def __init__(self, config: PiiConfig, base_dir=None):
-        self.config = config
-        self.id = config.id
+        super().__init__(config, base_dir)
         self.kinds = frozenset(config.kinds)
-
-    def load(self) -> None:
-        """Nothing to load."""
 
     def _plausible(self, kind: str, text: str, start: int, end: int) -> bool:
         if kind != "bank_card":

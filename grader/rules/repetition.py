@@ -9,7 +9,7 @@ from pydantic import Field
 
 from grader.features.text import fold_width
 from grader.features.transcript import TranscriptFeatures
-from grader.rules.base import RuleConfig, Scope, evidence_text
+from grader.rules.base import ConfiguredRule, RuleConfig, Scope, evidence_text
 from grader.types import Evidence, Finding
 
 
@@ -28,18 +28,10 @@ def _key(text: str) -> str:
     return "".join(ch for ch in fold_width(text).lower() if ch.isalnum())
 
 
-class RepetitionRule:
+class RepetitionRule(ConfiguredRule):
     """The `repetition.v1` check: one finding per group of near-identical turns."""
 
     name = "repetition.v1"
-    emits = ("hit",)
-
-    def __init__(self, config: RepetitionConfig, base_dir=None):
-        self.config = config
-        self.id = config.id
-
-    def load(self) -> None:
-        """Nothing to load."""
 
     def _groups(self, features: TranscriptFeatures) -> list[list[int]]:
         groups: list[tuple[str, list[int]]] = []

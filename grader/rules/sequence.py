@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from grader.codebook import BEHAVIORS
 from grader.features.transcript import TranscriptFeatures
-from grader.rules.base import RuleConfig, evidence_text
+from grader.rules.base import ConfiguredRule, RuleConfig, evidence_text
 from grader.types import Evidence, Finding
 
 
@@ -45,18 +45,10 @@ class SequenceConfig(RuleConfig):
         return self
 
 
-class SequenceRule:
+class SequenceRule(ConfiguredRule):
     """The `sequence.v1` check (runs after the behavior tagger and after the trigger rule)."""
 
     name = "sequence.v1"
-    emits = ("hit",)
-
-    def __init__(self, config: SequenceConfig, base_dir=None):
-        self.config = config
-        self.id = config.id
-
-    def load(self) -> None:
-        """Nothing to load."""
 
     def _trigger_turns(self, features: TranscriptFeatures) -> list[int]:
         trig = self.config.trigger

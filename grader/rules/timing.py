@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from grader.features.timing import agent_replies, gaps, overlaps, speech_rate, talk_time
 from grader.features.transcript import TranscriptFeatures
-from grader.rules.base import CheckSkipped, RuleConfig
+from grader.rules.base import ConfiguredRule, CheckSkipped, RuleConfig
 from grader.types import Evidence, Finding
 
 Metric = Literal["first_response", "reply_latency", "silence", "overlap", "talk_ratio", "speech_rate"]
@@ -40,18 +40,10 @@ def _ev(features: TranscriptFeatures, turn: int) -> Evidence:
     return Evidence(turn=turn, text=features.transcript.turns[turn].text[:80])
 
 
-class TimingRule:
+class TimingRule(ConfiguredRule):
     """The `timing.v1` check."""
 
     name = "timing.v1"
-    emits = ("hit",)
-
-    def __init__(self, config: TimingConfig, base_dir=None):
-        self.config = config
-        self.id = config.id
-
-    def load(self) -> None:
-        """Nothing to load."""
 
     def _outside(self, value: float) -> bool:
         c = self.config
