@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from serving.schemas import Page
+from serving.schemas import ConversationRow, Page
 
 
 class QueueReason(BaseModel):
@@ -14,16 +14,7 @@ class QueueReason(BaseModel):
     weight: float = Field(description="this reason's share of the priority")
 
 
-class QueueRow(BaseModel):
-    id: str
-    agent_id: str | None
-    team: str | None
-    started_at: str | None
-    machine_score: float
-    score: float
-    grade: str
-    red_line: bool
-    reviewed: bool
+class QueueRow(ConversationRow):
     open_disputes: int
     priority: float = Field(description="sum of the reasons' weights; higher first")
     reasons: list[QueueReason]
