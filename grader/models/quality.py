@@ -162,8 +162,9 @@ class TurnEncoder:
         """`(N, len(pooled_layers) * H)` float32 turn vectors."""
         self.load()
         c = self.config
-        vectors = encode_turns(texts, self._model, self._tokenizer, c.pooled_layers, c.prefix, max_tokens=c.max_turn_tokens)
-        return vectors.reshape(len(texts), -1)
+        vectors = encode_turns(texts, self._model, self._tokenizer, c.pooled_layers, c.prefix,
+                               max_tokens=c.max_turn_tokens)
+        return vectors.reshape(len(texts), vectors.shape[1] * vectors.shape[2])
 
 
 def structure_features(t: Transcript) -> np.ndarray:
@@ -385,7 +386,8 @@ class QualityModel:
         if self.ngram is not None:
             save_file({"idf": self.ngram.idf.astype(np.float32), "coef": self.ngram.coef.astype(np.float32),
                        "intercept": self.ngram.intercept.astype(np.float32)}, str(folder / NGRAM_FILE))
-            (folder / NGRAM_VOCAB_FILE).write_text(json.dumps(self.ngram.vocabulary, ensure_ascii=False), encoding="utf-8")
+            vocab = json.dumps(self.ngram.vocabulary, ensure_ascii=False)
+            (folder / NGRAM_VOCAB_FILE).write_text(vocab, encoding="utf-8")
         return folder
 
 
