@@ -77,7 +77,8 @@ def stc3_to_transcript(raw: Any) -> Any:
     return {"id": raw.get("id"), "channel": "weibo", "turns": turns, "metadata": {"source": "stc3"}}
 
 
-def _is_stc3(obj: Any) -> bool:
+def is_stc3(obj: Any) -> bool:
+    """True when a decoded object is an STC-3 dialogue (turns with sender/utterances)."""
     turns = obj.get("turns") if isinstance(obj, dict) else None
     return bool(turns) and isinstance(turns[0], dict) and ("sender" in turns[0] or "utterances" in turns[0])
 
@@ -96,7 +97,7 @@ def detect_format(path: Path) -> Format:
         except json.JSONDecodeError:
             continue
         obj = obj[0] if isinstance(obj, list) and obj else obj
-        return "stc3" if _is_stc3(obj) else "jsonl"
+        return "stc3" if is_stc3(obj) else "jsonl"
     return "jsonl"
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from grader.models.quality import (SCALE, SCALE_KEYS, CharNgramRidge, MlpEnsemble, QualityConfig, QualityModel,
                                    TurnEncoder, char_ngram_counter, dialogue_matrix, dialogue_text, tfidf)
-from grader.readers import _is_stc3, parse_transcript
+from grader.readers import is_stc3, parse_transcript
 from grader.types import ErrorRecord, Transcript
 from training.dq_metrics import nmd, rsnod
 
@@ -104,7 +104,7 @@ def read_labeled(path: str | Path, fmt: str | None = None) -> tuple[list[dict], 
                 raw = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{where}: not valid JSON: {exc.msg}") from None
-            fmt = fmt or ("stc3" if _is_stc3(raw) else "jsonl")
+            fmt = fmt or ("stc3" if is_stc3(raw) else "jsonl")
             transcript = parse_transcript(raw, n, str(path), fmt)  # type: ignore[arg-type]
             if isinstance(transcript, ErrorRecord):
                 raise ValueError(transcript.error.message)
