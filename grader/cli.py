@@ -54,8 +54,10 @@ def _load_rubric(path: Optional[Path]):
         raise _fail(str(exc))
 
 
-def build_tagger(choice: TaggerChoice, model_dir: Optional[Path] = None):
-    """The behavior tagger for a CLI choice: the shipped model where it can load, else the lexicon."""
+def build_tagger(choice: TaggerChoice, model_dir: Optional[Path] = None, quantize: Optional[bool] = None):
+    """The behavior tagger for a CLI choice: the shipped model where it can load, else the lexicon.
+
+    `quantize` None follows the model's own int8 setting."""
     from grader.behaviors.lexicon import LexiconTagger
 
     if choice == TaggerChoice.lexicon:
@@ -68,7 +70,7 @@ def build_tagger(choice: TaggerChoice, model_dir: Optional[Path] = None):
         err.print(f"[yellow]note:[/yellow] behavior model unavailable ({exc}); using the lexicon tagger")
         return LexiconTagger()
     try:
-        return load_default_tagger(model_dir)
+        return load_default_tagger(model_dir, quantize)
     except FileNotFoundError as exc:
         if choice == TaggerChoice.model:
             raise _fail(str(exc))
@@ -275,6 +277,8 @@ def train(
     threads: int = typer.Option(2, "--threads"),
     context_tokens: int = typer.Option(32, "--context-tokens", help="Tokens kept from the end of the preceding customer turn."),
     lexicon_features: bool = typer.Option(True, "--lexicon-features/--no-lexicon-features", help="Feed the lexicon tagger's scores to the head."),
+    int8_max_drop: float = typer.Option(0.01, "--int8-max-drop",
+                                        help="int8 inference becomes the model's default when it costs at most this much dev macro-F1 (negative: never)."),
 ) -> None:
     """Fine-tune the behavior model (seeded); thresholds and temperatures tuned on dev."""
     try:
@@ -285,7 +289,7 @@ def train(
     try:
         args = TrainArgs(data=[str(p) for p in data], out=str(out), base=base, num_layers=num_layers,
                          trained_layers=trained_layers, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
-                         max_context_tokens=context_tokens, lexicon_features=lexicon_features)
+                         max_context_tokens=context_tokens, lexicon_features=lexicon_features, int8_max_drop=int8_max_drop)
     except ValueError as exc:
         raise _fail(str(exc))
     for p in data:
@@ -303,6 +307,7 @@ def evaluate(
     tagger: TaggerChoice = typer.Option(TaggerChoice.model, "--tagger"),
     model: Optional[Path] = typer.Option(None, "--model", help="Behavior model folder (default: shipped)."),
     out: Path = typer.Option(Path("out/evaluation"), "--out", help="Writes OUT.json and OUT.md."),
+    int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help="Model precision (default: the model's own setting)."),
 ) -> None:
     """Per-behavior precision, recall, F1, support, kappa; micro/macro F1; confusion; ECE."""
     from training.evaluate import evaluate_tagger
@@ -311,7 +316,7 @@ def evaluate(
     for p in labels:
         if not p.exists():
             raise _fail(f"no label data at {p}")
-    t = build_tagger(tagger, model)
+    t = build_tagger(tagger, model, int8)
     try:
         report = evaluate_tagger(t, labels, None if split == "all" else split, source)
     except ValueError as exc:

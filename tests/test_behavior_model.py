@@ -76,23 +76,64 @@ def test_overfits_and_reloads_with_same_predictions(trained):
 
     folder, base = trained
     t = make_transcript(*[x for c, a, _ in TURNS for x in (("customer", c), ("agent", a))])
-    first = ModelTagger(folder, runtime="torch")
+    first = ModelTagger(folder, runtime="torch", quantize=False)
     [scores] = first.predict([t])
     predicted = {i: sorted(b for b, p in s.items() if p >= first.thresholds[b]) for i, s in scores.items()}
     gold = {2 * k + 1: sorted(labels) for k, (_, _, labels) in enumerate(TURNS)}
     assert predicted == gold
-    [again] = ModelTagger(folder, runtime="torch").predict([t])
+    [again] = ModelTagger(folder, runtime="torch", quantize=False).predict([t])
     assert all(abs(again[i][b] - scores[i][b]) < 1e-6 for i in scores for b in BEHAVIORS)
 
 
-def test_int8_quantised_tagger_agrees(trained):
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_int8_quantised_tagger_agrees(trained, runtime, tmp_path, monkeypatch):
+    if runtime == "onnx":
+        pytest.importorskip("onnxruntime")
+    from grader.models.tagger import ModelTagger
+
+    monkeypatch.setenv("GRADER_ONNX_DIR", str(tmp_path / "onnx"))
+    folder, _ = trained
+    t = make_transcript(*[x for c, a, _ in TURNS for x in (("customer", c), ("agent", a))])
+    [fp32] = ModelTagger(folder, runtime="torch", quantize=False).predict([t])
+    int8_tagger = ModelTagger(folder, runtime=runtime, quantize=True)
+    [int8] = int8_tagger.predict([t])
+    assert int8_tagger.version.endswith("+int8")
+    assert max(abs(fp32[i][b] - int8[i][b]) for i in fp32 for b in BEHAVIORS) < 0.2
+    if runtime == "onnx":
+        import onnx
+
+        [quantized] = list((tmp_path / "onnx").glob("*.int8.onnx"))
+        ops = [n.op_type for n in onnx.load(str(quantized)).graph.node]
+        # each layer's 6 weight matrices (q, k, v, attention output, FFN in, FFN out) in int8
+        assert ops.count("MatMulInteger") >= 6 * 2
+
+
+def test_training_decides_int8_by_dev_f1(trained):
+    pytest.importorskip("onnxruntime")
+    folder, _ = trained
+    metrics = json.loads((folder / "metrics.json").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    int8 = metrics["dev_int8"]
+    assert set(int8["per_behavior_f1"]) == set(BEHAVIORS)
+    assert int8["drop"] == pytest.approx(metrics["dev"]["macro_f1"] - int8["macro_f1"], abs=1e-4)
+    assert config["int8"] == int8["kept"] == (int8["drop"] <= 0.01)
+
+
+def test_tagger_follows_the_models_int8_setting(trained, tmp_path):
+    import shutil
+
     from grader.models.tagger import ModelTagger
 
     folder, _ = trained
-    t = make_transcript(*[x for c, a, _ in TURNS for x in (("customer", c), ("agent", a))])
-    [fp32] = ModelTagger(folder, runtime="torch").predict([t])
-    [int8] = ModelTagger(folder, quantize=True).predict([t])
-    assert max(abs(fp32[i][b] - int8[i][b]) for i in fp32 for b in BEHAVIORS) < 0.2
+    for setting in (True, False):
+        copy = tmp_path / f"int8-{setting}"
+        shutil.copytree(folder, copy)
+        config = json.loads((copy / "config.json").read_text())
+        config["int8"] = setting
+        (copy / "config.json").write_text(json.dumps(config))
+        tagger = ModelTagger(copy, runtime="torch")
+        tagger.load()
+        assert tagger.quantize is setting
 
 
 def test_onnx_runtime_matches_torch_and_caches_the_export(trained, tmp_path, monkeypatch):
@@ -102,12 +143,12 @@ def test_onnx_runtime_matches_torch_and_caches_the_export(trained, tmp_path, mon
     monkeypatch.setenv("GRADER_ONNX_DIR", str(tmp_path / "onnx"))
     folder, _ = trained
     t = make_transcript(*[x for c, a, _ in TURNS for x in (("customer", c), ("agent", a))])
-    [eager] = ModelTagger(folder, runtime="torch").predict([t])
-    [onnx] = ModelTagger(folder, runtime="onnx").predict([t])
+    [eager] = ModelTagger(folder, runtime="torch", quantize=False).predict([t])
+    [onnx] = ModelTagger(folder, runtime="onnx", quantize=False).predict([t])
     assert max(abs(eager[i][b] - onnx[i][b]) for i in eager for b in BEHAVIORS) < 1e-4
     [exported] = list((tmp_path / "onnx").glob("*.onnx"))
     mtime = exported.stat().st_mtime_ns
-    ModelTagger(folder, runtime="onnx").predict([t])
+    ModelTagger(folder, runtime="onnx", quantize=False).predict([t])
     assert exported.stat().st_mtime_ns == mtime
 
 
@@ -140,3 +181,18 @@ def test_missing_model_folder_is_a_clear_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="no behavior model"):
         load_default_tagger(tmp_path)
+
+
+def test_long_agent_turns_keep_their_head_and_tail(trained):
+    from grader.models.behavior_model import Encoding, load_encoder
+
+    _, base = trained
+    _, tokenizer = load_encoder(str(base), 2)
+    enc = Encoding(tokenizer, max_agent=12, max_context=4)
+    agent = "您好很高兴为您服务" * 3 + "祝您生活愉快"
+    pieces = tokenizer(agent, add_special_tokens=False)["input_ids"]
+    [row] = enc.ids([agent], ["我的快递三天没动了"])
+    kept = row[1 : row.index(enc.eos)]
+    assert len(pieces) > 12 and len(kept) == 12
+    assert kept[:10] == pieces[:10] and kept[10:] == pieces[-2:]  # the sign-off survives truncation
+    assert row[-1] == enc.eos and len(row) == 1 + 12 + 2 + 4 + 1

@@ -36,6 +36,7 @@ class TrainArgs:
     seed: int = 13
     threads: int = 2
     lexicon_features: bool = True
+    int8_max_drop: float = 0.01
     model_version: str = ""
 
     def __post_init__(self) -> None:
@@ -79,7 +80,8 @@ def _logits(model, encoding, ds, lexicon: bool, batch_size: int = 64) -> np.ndar
     extra = extra_features(list(ds["text"]), list(ds["position"]), lexicon)
     order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     out = np.zeros((len(rows), len(BEHAVIORS)), dtype=np.float32)
-    model.eval()
+    if hasattr(model, "eval"):
+        model.eval()
     with torch.inference_mode():
         for s in range(0, len(order), batch_size):
             chunk = order[s : s + batch_size]
@@ -214,16 +216,46 @@ def train(args: TrainArgs, log=print) -> Path:
     minutes = (time.time() - started) / 60
     log(f"dev macro-F1 {report['macro_f1']:.3f}, micro-F1 {report['micro_f1']:.3f}, ECE {report['ece']:.3f} ({minutes:.1f} min)")
 
+    int8 = int8_report(model, config, encoding, dev_ds, dev_gold, calibration, args, report["macro_f1"], log)
+    config.int8 = bool(int8 and int8["kept"])
     out = Path(args.out)
     version = args.model_version or time.strftime("%Y%m%d") + f"-L{args.num_layers}T{args.trained_layers}-s{args.seed}"
     config.model_version = version
     save_model(model, config, calibration, out)
     (out / "training_args.json").write_text(json.dumps(asdict(args), ensure_ascii=False, indent=1), encoding="utf-8")
     sources = {s: int(sum(1 for x in train_ds["source"] if x == s)) for s in sorted(set(train_ds["source"]))}
-    (out / "metrics.json").write_text(json.dumps({"dev": report, "train_minutes": round(minutes, 2),
+    (out / "metrics.json").write_text(json.dumps({"dev": report, "dev_int8": int8, "train_minutes": round(minutes, 2),
                                                   "train_turns_by_source": sources}, indent=1), encoding="utf-8")
     (out / "README.md").write_text(model_card(args, config, report, sources, minutes), encoding="utf-8")
     return out
+
+
+def int8_report(model, config, encoding, dev_ds, dev_gold, calibration, args: TrainArgs, fp32_macro: float, log) -> dict | None:
+    """Dev figures of the int8 ONNX model; `kept` when it costs at most `int8_max_drop` macro-F1.
+
+    None when onnxruntime is missing or `int8_max_drop` is negative.
+    """
+    import importlib.util
+    import tempfile
+
+    if args.int8_max_drop < 0 or importlib.util.find_spec("onnxruntime") is None:
+        return None
+    from grader.models.onnx_runtime import OnnxClassifier, export, quantize
+    from training.metrics import evaluate_predictions
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
+        export(model.eval(), fp32, config.n_extra)
+        quantize(fp32, int8)
+        logits = _logits(OnnxClassifier(int8, args.threads), encoding, dev_ds, args.lexicon_features)
+    temps = np.array([calibration.temperature[b] for b in BEHAVIORS])
+    thresholds = np.array([calibration.threshold[b] for b in BEHAVIORS])
+    report = evaluate_predictions(dev_gold.astype(int), 1 / (1 + np.exp(-logits / temps)), thresholds, list(BEHAVIORS))
+    drop = fp32_macro - report["macro_f1"]
+    kept = drop <= args.int8_max_drop
+    log(f"int8 dev macro-F1 {report['macro_f1']:.3f} ({-drop:+.3f}): {'kept as the default' if kept else 'not kept'}")
+    return {"macro_f1": report["macro_f1"], "micro_f1": report["micro_f1"], "drop": round(drop, 4), "kept": kept,
+            "per_behavior_f1": {b: m["f1"] for b, m in report["per_behavior"].items()}}
 
 
 def model_card(args: TrainArgs, config, report: dict, sources: dict, minutes: float) -> str:

@@ -39,6 +39,7 @@ class ModelConfig:
     model_version: str = "dev"
     dropout: float = 0.1
     lexicon_features: bool = True
+    int8: bool = False  # int8 inference by default: set by training when it keeps dev macro-F1 within 1 point
 
     @property
     def n_extra(self) -> int:
@@ -64,7 +65,8 @@ def extra_features(texts: list[str], positions: list, lexicon: bool) -> torch.Te
     rows = [list(p) for p in positions]
     if lexicon:
         tagger = _lexicon()
-        rows = [r + [tagger.score_text(t)[b] for b in BEHAVIORS] for r, t in zip(rows, texts)]
+        scores = [tagger.score_text(t) for t in texts]
+        rows = [r + [s[b] for b in BEHAVIORS] for r, s in zip(rows, scores)]
     return torch.tensor(rows, dtype=torch.float32)
 
 
@@ -159,7 +161,10 @@ class Encoding:
         out = []
         for a, c in zip(agent, ctx):
             c = c[-self.max_context :] if self.max_context else []  # the end of the customer's turn is nearest
-            out.append([self.bos] + a[: self.max_agent] + [self.eos, self.eos] + c + [self.eos])
+            if len(a) > self.max_agent:  # keep the end too: sign-offs and signatures close long turns
+                tail = self.max_agent // 6
+                a = a[: self.max_agent - tail] + a[len(a) - tail :]
+            out.append([self.bos] + a + [self.eos, self.eos] + c + [self.eos])
         return out
 
     def batch(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

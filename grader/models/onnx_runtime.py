@@ -1,5 +1,6 @@
-"""ONNX Runtime execution of a behavior model: exported once per model, cached, ~2.7x faster
-than eager torch on these CPUs with identical logits (max difference ~1e-5)."""
+"""ONNX Runtime execution of a behavior model: exported once per model and cached, ~2.7x faster
+than eager torch on these CPUs with identical logits (max difference ~1e-5); optionally
+quantised to int8 (dynamic, per-channel weights), another ~1.7x."""
 
 from __future__ import annotations
 
@@ -49,6 +50,26 @@ def export(model, path: Path, n_extra: int) -> None:
             os.unlink(tmp)
 
 
+def quantize(fp32: Path, path: Path) -> None:
+    """Dynamic int8 quantisation of every MatMul, weights per output channel.
+
+    Per-channel scales matter on this encoder: per-tensor int8 (torch's eager dynamic
+    quantisation) cost 4.5 points of dev macro-F1, per-channel costs under one.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(fp32), tmp, weight_type=QuantType.QInt8, per_channel=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 class OnnxClassifier:
     """Callable like the torch classifier: (ids, mask, extra) tensors -> logits tensor."""
 
@@ -61,11 +82,15 @@ class OnnxClassifier:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     @classmethod
-    def for_model(cls, model, folder: Path, config, threads: int) -> "OnnxClassifier":
-        """The cached export of the model in `folder` (exported now when missing)."""
+    def for_model(cls, model, folder: Path, config, threads: int, int8: bool = False) -> "OnnxClassifier":
+        """The cached export (or int8 export) of the model in `folder`, made now when missing."""
         path = onnx_cache_dir() / f"{config.model_version}-{_model_key(folder)}.onnx"
         if not path.is_file():
             export(model.eval(), path, config.n_extra)
+        if int8:
+            fp32, path = path, path.with_suffix(".int8.onnx")
+            if not path.is_file():
+                quantize(fp32, path)
         return cls(path, threads)
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
