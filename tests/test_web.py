@@ -106,7 +106,8 @@ def test_a_doubt_outside_the_items_scope_is_only_low_confidence():
 
 
 def test_a_red_line_behavior_just_below_its_threshold_is_a_fragile_red_line():
-    almost = grade(turns=[turn(1, greeting=0.97, impolite=0.41), turn(3, solution=0.96)],
+    # the shipped rubric raises the impolite red line from the model at min_prob 0.8
+    almost = grade(turns=[turn(1, greeting=0.97, impolite=0.71), turn(3, solution=0.96)],
                    items=[item("greeting"), item("solution_given")])
     result = triage(almost, WATCH)
     assert codes(result) == ["fragile"] and result.reasons[0].label == "红线临界：辱骂、讥讽或与客户争吵"

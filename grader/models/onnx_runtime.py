@@ -1,11 +1,13 @@
 """ONNX Runtime execution of a behavior model: exported once per model and cached, ~2.7x faster
 than eager torch on these CPUs with identical logits (max difference ~1e-5); optionally
-quantised to int8 (dynamic, per-channel weights), another ~1.7x."""
+quantised to int8 (dynamic, per-channel weights, FFN output projections kept in fp32),
+another ~1.3x."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -50,20 +52,28 @@ def export(model, path: Path, n_extra: int) -> None:
             os.unlink(tmp)
 
 
+# The FFN output projections read GELU activations with outlier channels that one int8 scale
+# per tensor cannot hold: quantising them cost 0.8 of the 1.2 points int8 costs in all.
+FFN_OUTPUT = re.compile(r"layer\.\d+/output/dense")
+
+
 def quantize(fp32: Path, path: Path) -> None:
-    """Dynamic int8 quantisation of every MatMul, weights per output channel.
+    """Dynamic int8 quantisation of the weight MatMuls, weights per output channel, except
+    the FFN output projections.
 
     Per-channel scales matter on this encoder: per-tensor int8 (torch's eager dynamic
-    quantisation) cost 4.5 points of dev macro-F1, per-channel costs under one.
+    quantisation) cost 4.5 points of dev macro-F1, per-channel about one.
     """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    keep_fp32 = [n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "MatMul" and FFN_OUTPUT.search(n.name)]
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
     os.close(fd)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantize_dynamic(str(fp32), tmp, weight_type=QuantType.QInt8, per_channel=True)
+            quantize_dynamic(str(fp32), tmp, weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=keep_fp32)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -41,13 +41,16 @@ class ModelTagger(BehaviorTagger):
             return
         import torch
 
-        from grader.models.behavior_model import load_model
+        from grader.models.behavior_model import INT8_CALIBRATION, Calibration, load_model
 
         if self.threads:
             torch.set_num_threads(self.threads)
         model, self.config, self.calibration, self.encoding = load_model(self.folder, self.base)
         if self.quantize is None:
             self.quantize = self.config.int8
+        if self.quantize and (self.folder / INT8_CALIBRATION).is_file():
+            # int8 shifts the logits a little: temperatures and thresholds tuned on its own dev logits
+            self.calibration = Calibration.load(self.folder, INT8_CALIBRATION)
         if self.runtime == "onnx":
             from grader.models.onnx_runtime import OnnxClassifier
 
