@@ -78,7 +78,12 @@ def build_tagger(choice: TaggerChoice, model_dir: Optional[Path] = None, quantiz
         return LexiconTagger()
 
 
-def build_engine(rubric: Optional[Path], tagger: TaggerChoice, model: Optional[Path], quality_model: Optional[Path]):
+PRECISION_HELP = ("Behavior model precision: --fp32 gives batch-independent probabilities; int8 (the shipped model's "
+                  "default) is ~1.4x faster, its dynamic activation scales make ~0.5% of decisions depend on the batch.")
+
+
+def build_engine(rubric: Optional[Path], tagger: TaggerChoice, model: Optional[Path], quality_model: Optional[Path],
+                 int8: Optional[bool] = None):
     """The grading engine a command or the service runs with (the composition root's choice)."""
     from grader.engine import Grader
 
@@ -89,7 +94,7 @@ def build_engine(rubric: Optional[Path], tagger: TaggerChoice, model: Optional[P
         except ImportError as exc:
             raise _fail(f"the quality model needs the ml extras: {exc}")
         quality = load_quality_model(quality_model)
-    return Grader(_load_rubric(rubric), build_tagger(tagger, model), quality)
+    return Grader(_load_rubric(rubric), build_tagger(tagger, model, int8), quality)
 
 
 def _summary(results: list, title: str) -> None:
@@ -130,6 +135,7 @@ def grade(
     tagger: TaggerChoice = typer.Option(TaggerChoice.auto, "--tagger", help="Behavior tagger: the shipped model or the lexicon baseline."),
     model: Optional[Path] = typer.Option(None, "--model", help="A behavior model folder (default: the shipped one)."),
     quality_model: Optional[Path] = typer.Option(None, "--quality-model", help="A quality model folder: adds `quality`."),
+    int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help=PRECISION_HELP),
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
 ) -> None:
@@ -139,7 +145,7 @@ def grade(
     from grader.output import result_line
 
     _check_inputs(inputs, fmt)
-    engine = build_engine(rubric, tagger, model, quality_model)
+    engine = build_engine(rubric, tagger, model, quality_model, int8)
     rub = engine.rubric
     try:
         parsed = list(read_files(inputs, fmt))
@@ -366,11 +372,12 @@ def serve(
     tagger: TaggerChoice = typer.Option(TaggerChoice.auto, "--tagger"),
     model: Optional[Path] = typer.Option(None, "--model"),
     quality_model: Optional[Path] = typer.Option(None, "--quality-model"),
+    int8: Optional[bool] = typer.Option(None, "--int8/--fp32", help=PRECISION_HELP),
 ) -> None:
     """Run the grading service (HTTP API and review page); brings the database schema up to date first."""
     from serving.app import run_server
 
-    run_server(host=host, port=port, db_url=db, engine=build_engine(rubric, tagger, model, quality_model))
+    run_server(host=host, port=port, db_url=db, engine=build_engine(rubric, tagger, model, quality_model, int8))
 
 
 @keys_app.command("create")

@@ -62,3 +62,27 @@ def test_grade_examples_with_the_shipped_model(tmp_path):
     by_id = {r["id"]: r for r in rows}
     assert by_id["ex-ecommerce-05"]["red_line"]      # full phone number read out
     assert by_id["ex-telecom-01"]["score"] >= 80      # exemplary call
+
+
+@pytest.mark.parametrize("flag,suffix", [("--fp32", False), ("--int8", True)])
+def test_grade_precision_switch(tmp_path, flag, suffix):
+    import json
+
+    from typer.testing import CliRunner
+
+    from grader.cli import app
+
+    out = tmp_path / "g.jsonl"
+    result = CliRunner().invoke(app, ["grade", str(EXAMPLES), "--out", str(out), "--tagger", "model", "--quiet", flag])
+    assert result.exit_code == 0, result.output
+    versions = {json.loads(line)["model"]["behavior_version"] for line in out.read_text(encoding="utf-8").splitlines()}
+    assert len(versions) == 1 and versions.pop().endswith("+int8") is suffix
+
+
+def test_shipped_model_int8_is_its_measured_default():
+    import json
+
+    config = json.loads((SHIPPED_MODEL / "config.json").read_text())
+    metrics = json.loads((SHIPPED_MODEL / "metrics.json").read_text())
+    assert config["int8"] is metrics["dev_int8"]["kept"] and metrics["dev_int8"]["drop"] <= 0.01
+    assert (SHIPPED_MODEL / "calibration_int8.json").is_file()
