@@ -213,3 +213,22 @@ def test_long_agent_turns_keep_their_head_and_tail(trained):
     assert len(pieces) > 12 and len(kept) == 12
     assert kept[:10] == pieces[:10] and kept[10:] == pieces[-2:]  # the sign-off survives truncation
     assert row[-1] == enc.eos and len(row) == 1 + 12 + 2 + 4 + 1
+
+
+def test_lexicon_prior_starts_the_head_from_the_lexicon(trained):
+    from grader.models.behavior_model import N_POSITION, BehaviorClassifier, extra_features, load_encoder
+    from training.behavior import init_lexicon_prior
+
+    _, base = trained
+    encoder, _ = load_encoder(str(base), 2)
+    model = BehaviorClassifier(encoder, len(BEHAVIORS), n_extra=N_POSITION + len(BEHAVIORS))
+    torch.nn.init.zeros_(model.head.weight)
+    init_lexicon_prior(model, 4.0)
+    hidden = encoder.config.hidden_size
+    lexicon_block = model.head.weight[:, hidden + N_POSITION :]
+    assert torch.equal(lexicon_block, 4.0 * torch.eye(len(BEHAVIORS)))
+    # a turn the lexicon calls a survey invitation starts with a higher survey_invite logit
+    extra = extra_features(["麻烦您对本次服务做出评价", "好的"], [(0.0, 1.0, 1.0)] * 2, True)
+    logits = model.head(torch.cat([torch.zeros(2, hidden), extra], dim=-1))
+    j = BEHAVIORS.index("survey_invite")
+    assert logits[0, j] > logits[1, j] + 3
