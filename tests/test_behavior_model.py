@@ -191,6 +191,10 @@ def test_train_args_validate():
         TrainArgs(num_layers=2, trained_layers=3)
     with pytest.raises(ValueError, match="epochs"):
         TrainArgs(epochs=0)
+    with pytest.raises(ValueError, match="lexicon_prior"):
+        TrainArgs(lexicon_prior=-1)
+    with pytest.raises(ValueError, match="lexicon_prior needs lexicon_features"):
+        TrainArgs(lexicon_features=False)
 
 
 def test_missing_model_folder_is_a_clear_error(tmp_path):

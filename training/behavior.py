@@ -50,6 +50,10 @@ class TrainArgs:
             raise ValueError("learning rates must be in (0, 1)")
         if not 0 <= self.warmup < 1:
             raise ValueError("warmup is a fraction of the steps, in [0, 1)")
+        if self.lexicon_prior < 0:
+            raise ValueError("lexicon_prior must be at least 0 (0: no prior)")
+        if self.lexicon_prior and not self.lexicon_features:
+            raise ValueError("lexicon_prior needs lexicon_features (use --lexicon-prior 0 with --no-lexicon-features)")
 
 
 def seed_everything(seed: int) -> None:
@@ -180,7 +184,7 @@ def train(args: TrainArgs, log=print) -> Path:
                          max_agent_tokens=args.max_agent_tokens, max_context_tokens=args.max_context_tokens,
                          lexicon_features=args.lexicon_features)
     model = BehaviorClassifier(encoder, len(BEHAVIORS), config.dropout, config.n_extra)
-    if args.lexicon_features and args.lexicon_prior:
+    if args.lexicon_prior:
         init_lexicon_prior(model, args.lexicon_prior)
     names = trainable_names(model, args.trained_layers)
     freeze_all_but(model, names)

@@ -441,23 +441,37 @@
     return chips;
   }
 
+  /** The reason that every review form requires; null (with the message shown) when it is empty. */
+  function requiredReason(form, message) {
+    const reason = form.reason.value.trim();
+    if (!reason) { form.querySelector('.form-error').textContent = message; form.reason.focus(); return null; }
+    return reason;
+  }
+
+  /** The end every review form shares: the reason box, the error line, submit (and cancel). */
+  function reasonFields(placeholder, submitLabel, cancel) {
+    return [
+      h('textarea', { name: 'reason', rows: 2, placeholder, required: true }),
+      h('p', { class: 'form-error', role: 'alert' }),
+      h('div', { class: 'form-actions' },
+        h('button', { type: 'submit', class: 'btn primary small' }, submitLabel),
+        cancel ? h('button', { type: 'button', class: 'btn ghost small', onclick: cancel }, '取消') : null),
+    ];
+  }
+
   function labelEditor(conv, turn, done) {
     const current = new Set(turn.behaviors);
     const form = h('form', { class: 'inline-form label-form', novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
-      const reason = form.reason.value.trim();
-      if (!reason) { form.querySelector('.form-error').textContent = '请填写改判理由。'; form.reason.focus(); return; }
+      const reason = requiredReason(form, '请填写改判理由。');
+      if (reason === null) return;
       const behaviors = $$('input[type=checkbox]:checked', form).map((c) => c.value);
       await submit(form, () => api(`v1/conversations/${encodeURIComponent(conv.id)}/reviews`,
         { method: 'POST', body: { reason, turns: [{ index: turn.index, behaviors }] } }), '行为标签已改判');
     } },
     h('div', { class: 'checks' }, (state.me.behaviors || []).map((b) => h('label', { class: 'check' },
       h('input', { type: 'checkbox', value: b.id, checked: current.has(b.id) }), b.label))),
-    h('textarea', { name: 'reason', rows: 2, placeholder: '改判理由（必填），例如：这一轮有道歉安抚', required: true }),
-    h('p', { class: 'form-error', role: 'alert' }),
-    h('div', { class: 'form-actions' },
-      h('button', { type: 'submit', class: 'btn primary small' }, '提交改判'),
-      h('button', { type: 'button', class: 'btn ghost small', onclick: done }, '取消')));
+    reasonFields('改判理由（必填），例如：这一轮有道歉安抚', '提交改判', done));
     return form;
   }
 
@@ -539,9 +553,9 @@
     const cap = info.points;
     const form = h('form', { class: 'inline-form override-form', novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
-      const reason = form.reason.value.trim();
+      const reason = requiredReason(form, '请填写改判理由。');
+      if (reason === null) return;
       const errorEl = form.querySelector('.form-error');
-      if (!reason) { errorEl.textContent = '请填写改判理由。'; form.reason.focus(); return; }
       const override = { id: item.id, passed: form.passed.value === 'true' };
       if (form.points.value !== '') {
         const points = Number(form.points.value);
@@ -555,27 +569,19 @@
       h('label', null, h('input', { type: 'radio', name: 'passed', value: 'true', checked: !item.passed }), ' 判为通过'),
       h('label', null, h('input', { type: 'radio', name: 'passed', value: 'false', checked: item.passed }), ' 判为不通过'),
       h('label', { class: 'points' }, '得分 ', h('input', { type: 'number', name: 'points', min: 0, max: cap, step: 0.5, placeholder: '自动' }), ` / ${fmt(cap)}`)),
-    h('textarea', { name: 'reason', rows: 2, placeholder: '改判理由（必填），将记入审计日志', required: true }),
-    h('p', { class: 'form-error', role: 'alert' }),
-    h('div', { class: 'form-actions' },
-      h('button', { type: 'submit', class: 'btn primary small' }, '提交改判'),
-      h('button', { type: 'button', class: 'btn ghost small', onclick: done }, '取消')));
+    reasonFields('改判理由（必填），将记入审计日志', '提交改判', done));
     return form;
   }
 
   function disputeForm(conv, item, done) {
     const form = h('form', { class: 'inline-form dispute-form', novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
-      const reason = form.reason.value.trim();
-      if (!reason) { form.querySelector('.form-error').textContent = '请填写申诉理由。'; form.reason.focus(); return; }
+      const reason = requiredReason(form, '请填写申诉理由。');
+      if (reason === null) return;
       await submit(form, () => api(`v1/conversations/${encodeURIComponent(conv.id)}/disputes`,
         { method: 'POST', body: { item: item.id, reason } }), '申诉已提交，等待质检员处理', 'disputes');
     } },
-    h('textarea', { name: 'reason', rows: 2, placeholder: '申诉理由（必填），例如：第 9 轮已确认问题解决', required: true }),
-    h('p', { class: 'form-error', role: 'alert' }),
-    h('div', { class: 'form-actions' },
-      h('button', { type: 'submit', class: 'btn primary small' }, '提交申诉'),
-      h('button', { type: 'button', class: 'btn ghost small', onclick: done }, '取消')));
+    reasonFields('申诉理由（必填），例如：第 9 轮已确认问题解决', '提交申诉', done));
     return form;
   }
 
@@ -660,9 +666,9 @@
     if (!isReviewer()) return [list, noteList];
     const form = h('form', { class: 'inline-form verdict-form', novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
-      const reason = form.reason.value.trim();
+      const reason = requiredReason(form, '请填写理由。');
+      if (reason === null) return;
       const errorEl = form.querySelector('.form-error');
-      if (!reason) { errorEl.textContent = '请填写理由。'; form.reason.focus(); return; }
       const body = { reason };
       if (form.red_line.value !== '') body.red_line = form.red_line.value === 'true';
       if (form.score.value !== '') {
@@ -676,9 +682,7 @@
     h('div', { class: 'radio-row' },
       field('红线', select('red_line', [['', '不改变'], ['true', '判定为红线'], ['false', '撤销红线']], '')),
       field('总分', h('input', { type: 'number', name: 'score', min: 0, max: 100, step: 0.5, placeholder: '不改变' }))),
-    h('textarea', { name: 'reason', rows: 2, placeholder: '理由（必填）；只填理由即为“确认机器结果”', required: true }),
-    h('p', { class: 'form-error', role: 'alert' }),
-    h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'btn primary small' }, '提交')));
+    reasonFields('理由（必填）；只填理由即为“确认机器结果”', '提交'));
     return [list, form, noteList];
   }
 
@@ -709,9 +713,9 @@
     const info = itemInfo(dispute.item);
     const form = h('form', { class: 'inline-form resolve-form', novalidate: true, onsubmit: async (e) => {
       e.preventDefault();
-      const reason = form.reason.value.trim();
+      const reason = requiredReason(form, '请填写处理理由。');
+      if (reason === null) return;
       const errorEl = form.querySelector('.form-error');
-      if (!reason) { errorEl.textContent = '请填写处理理由。'; form.reason.focus(); return; }
       const body = { decision: form.decision.value, reason };
       if (body.decision === 'partial') {
         if (form.points.value === '') { errorEl.textContent = '部分采纳需要填写给予的分数。'; return; }
@@ -722,9 +726,7 @@
     h('div', { class: 'radio-row' },
       field('处理结果', select('decision', [['accepted', '采纳（该项判为通过）'], ['partial', '部分采纳（给予部分分数）'], ['rejected', '驳回（维持原判）']], 'accepted')),
       field('给予分数', h('input', { type: 'number', name: 'points', min: 0, max: info ? info.points : null, step: 0.5, placeholder: info ? `0–${fmt(info.points)}` : '' }))),
-    h('textarea', { name: 'reason', rows: 2, placeholder: '处理理由（必填），会反馈给客服', required: true }),
-    h('p', { class: 'form-error', role: 'alert' }),
-    h('div', { class: 'form-actions' }, h('button', { type: 'submit', class: 'btn primary small' }, '提交处理')));
+    reasonFields('处理理由（必填），会反馈给客服', '提交处理'));
     return form;
   }
 
