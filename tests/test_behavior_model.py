@@ -236,3 +236,63 @@ def test_lexicon_prior_starts_the_head_from_the_lexicon(trained):
     logits = model.head(torch.cat([torch.zeros(2, hidden), extra], dim=-1))
     j = BEHAVIORS.index("survey_invite")
     assert logits[0, j] > logits[1, j] + 3
+
+
+def test_agent_segment_mask_covers_the_agent_turn_only():
+    from grader.models.behavior_model import agent_segment_mask
+
+    # <s> a a </s> </s> c </s> <pad>
+    ids = torch.tensor([[0, 7, 8, 2, 2, 9, 2, 1], [0, 7, 2, 2, 9, 9, 9, 2]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 0], [1] * 8])
+    assert agent_segment_mask(ids, mask, 2).tolist() == [[1, 1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0, 0, 0]]
+
+
+def test_mean_pooling_and_raw_context_still_train_and_export(tmp_path, monkeypatch):
+    """The earlier input format (`--pooling mean --raw-context`): learns, reloads, same in ONNX."""
+    from grader.models.tagger import ModelTagger
+    from training.behavior import TrainArgs, train
+
+    monkeypatch.setenv("GRADER_ONNX_DIR", str(tmp_path / "onnx"))
+    base = tiny_base(tmp_path / "base")
+    data = write_data(tmp_path / "data")
+    args = TrainArgs(data=[str(data)], out=str(tmp_path / "model"), base=str(base), num_layers=2, trained_layers=1,
+                     epochs=60, batch_size=6, lr=3e-3, head_lr=3e-2, warmup=0.0, seed=3, threads=1,
+                     pooling="mean", clean_context=False)
+    folder = train(args, log=lambda m: None)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["pooling"] == "mean" and config["clean_context"] is False
+    assert json.loads((folder / "metrics.json").read_text())["dev"]["macro_f1"] > 0.5
+    t = make_transcript(*[x for c, a, _ in TURNS for x in (("customer", c), ("agent", a))])
+    [eager] = ModelTagger(folder, runtime="torch", quantize=False).predict([t])
+    if importlib.util.find_spec("onnxruntime"):
+        [onnx] = ModelTagger(folder, runtime="onnx", quantize=False).predict([t])
+        assert max(abs(eager[i][b] - onnx[i][b]) for i in eager for b in BEHAVIORS) < 1e-4
+    with pytest.raises(ValueError, match="pooling"):
+        TrainArgs(pooling="max")
+
+
+def test_default_model_pools_segments_and_cleans_context(trained):
+    folder, _ = trained
+    config = json.loads((folder / "config.json").read_text())
+    assert config["pooling"] == "segments" and config["sep_token_id"] == 2 and config["clean_context"] is True
+
+
+def test_clean_context_keeps_the_customers_words_only():
+    from grader.models.behavior_model import clean_context
+
+    post = "光纤网坏了,谁还能来？@中国联通客服 @中国联通吉林客服 桦甸·八道..."
+    assert clean_context(post) == "光纤网坏了,谁还能来？"
+    assert clean_context("@vivo客服 为什么开不了机 http://t.cn/RADgIHR 我在:明湖东路") == "为什么开不了机"
+    assert clean_context("价格是 3·5 元吗？") == "价格是 3·5 元吗？"  # a middle dot inside the text stays
+    assert clean_context("我的快递三天没动了") == "我的快递三天没动了"
+
+
+def test_encoding_cleans_context_only_when_asked(trained):
+    from grader.models.behavior_model import Encoding, load_encoder
+
+    _, base = trained
+    _, tokenizer = load_encoder(str(base), 2)
+    raw, clean = Encoding(tokenizer, 32, 64), Encoding(tokenizer, 32, 64, clean=True)
+    context = "我的快递三天没动了 @某某客服"
+    assert raw.ids(["好的"], [context]) != clean.ids(["好的"], [context])
+    assert clean.ids(["好的"], [context]) == raw.ids(["好的"], ["我的快递三天没动了"])

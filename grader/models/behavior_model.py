@@ -13,6 +13,7 @@ A saved model is one folder:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,9 @@ class ModelConfig:
     dropout: float = 0.1
     lexicon_features: bool = True
     int8: bool = False  # int8 inference by default: set by training when it keeps dev macro-F1 within 1 point
+    pooling: str = "mean"  # "mean" over all tokens, or "segments": agent turn and context pooled apart
+    sep_token_id: int = 2  # the token that ends the agent segment (used by "segments" pooling)
+    clean_context: bool = False  # drop @mentions, links and location tags from the customer context
 
     @property
     def n_extra(self) -> int:
@@ -84,21 +88,55 @@ def _lexicon():
     return _LEXICON
 
 
-class BehaviorClassifier(nn.Module):
-    """Encoder → masked mean pooling ⊕ extra features (position, lexicon) → one logit per behavior."""
+POOLINGS = ("mean", "segments")
 
-    def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1, n_extra: int = N_POSITION):
+
+def agent_segment_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, sep_token_id: int) -> torch.Tensor:
+    """1 for the agent turn (`<s>` through its first `</s>`), 0 for the context after it and padding."""
+    before_sep = torch.cumsum((input_ids == sep_token_id).long(), dim=1) - (input_ids == sep_token_id).long()
+    return ((before_sep == 0).long() * attention_mask).long()
+
+
+class BehaviorClassifier(nn.Module):
+    """Encoder → pooling ⊕ extra features (position, lexicon) → one logit per behavior.
+
+    "mean" pooling averages every token. "segments" pools the agent turn and the customer
+    context apart and adds their product, so the head sees what was said, what was asked,
+    and how the two relate (a reply that ignores the question is what `shirking` is about).
+    """
+
+    def __init__(self, encoder: nn.Module, n_labels: int, dropout: float = 0.1, n_extra: int = N_POSITION,
+                 pooling: str = "mean", sep_token_id: int = 2):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
         self.encoder = encoder
+        self.pooling, self.sep_token_id = pooling, sep_token_id
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size + n_extra, n_labels)
+        self.head = nn.Linear(self.pooled_size + n_extra, n_labels)
+
+    @property
+    def pooled_size(self) -> int:
+        hidden = self.encoder.config.hidden_size
+        return hidden * 3 if self.pooling == "segments" else hidden
+
+    def agent_mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        if self.pooling != "segments":
+            return None
+        return agent_segment_mask(input_ids, attention_mask, self.sep_token_id)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self._classify(hidden, attention_mask, extra)
+        return self._classify(hidden, attention_mask, extra, self.agent_mask(input_ids, attention_mask))
 
-    def _classify(self, hidden: torch.Tensor, attention_mask: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
-        pooled = mean_pool(hidden, attention_mask)
+    def _classify(self, hidden: torch.Tensor, attention_mask: torch.Tensor, extra: torch.Tensor,
+                  agent_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pooling == "segments":
+            agent = mean_pool(hidden, agent_mask)
+            context = mean_pool(hidden, attention_mask - agent_mask)
+            pooled = torch.cat([agent, context, agent * context], dim=-1)
+        else:
+            pooled = mean_pool(hidden, attention_mask)
         return self.head(torch.cat([self.dropout(pooled), extra], dim=-1))
 
     def _mask(self, attention_mask: torch.Tensor, hidden: torch.Tensor):
@@ -114,12 +152,13 @@ class BehaviorClassifier(nn.Module):
             hidden = layer(hidden, mask)
         return hidden
 
-    def forward_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, extra: torch.Tensor, start_layer: int) -> torch.Tensor:
+    def forward_from(self, hidden: torch.Tensor, attention_mask: torch.Tensor, extra: torch.Tensor, start_layer: int,
+                     agent_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits from hidden states after `start_layer` layers: the remaining layers, pooling, head."""
         mask = self._mask(attention_mask, hidden)
         for layer in self.encoder.encoder.layer[start_layer:]:
             hidden = layer(hidden, mask)
-        return self._classify(hidden, attention_mask, extra)
+        return self._classify(hidden, attention_mask, extra, agent_mask)
 
 
 def load_encoder(base: str, num_layers: int):
@@ -148,17 +187,37 @@ def freeze_all_but(model: BehaviorClassifier, names: list[str]) -> None:
         param.requires_grad = name in keep
 
 
+_URL = re.compile(r"https?://\S+")
+_MENTION = re.compile(r"@[^\s@,，.。:：;；!！?？、()（）]{1,30}")
+_LOCATION = re.compile(r"(我在[:：]\S*|\s\S{1,8}·\S{0,8}(\.\.\.|…)?\s*$)")
+_SPACES = re.compile(r"\s+")
+
+
+def clean_context(text: str) -> str:
+    """The customer's words without what Weibo-style posts append: @mentions, links, location tags.
+
+    Only the last few dozen tokens of the customer turn fit the model's input; in real helpdesk
+    posts these are often `@中国联通客服 @中国联通吉林客服 桦甸·八道...` instead of the question
+    the reply should answer.
+    """
+    text = _URL.sub(" ", text)
+    text = _LOCATION.sub(" ", text)
+    text = _MENTION.sub(" ", text)
+    return _SPACES.sub(" ", text).strip()
+
+
 class Encoding:
     """Token ids for (agent turn, preceding customer turn) pairs: `<s> agent </s></s> context </s>`."""
 
-    def __init__(self, tokenizer, max_agent: int, max_context: int):
+    def __init__(self, tokenizer, max_agent: int, max_context: int, clean: bool = False):
         self.tokenizer = tokenizer
-        self.max_agent, self.max_context = max_agent, max_context
+        self.max_agent, self.max_context, self.clean = max_agent, max_context, clean
         self.bos, self.eos, self.pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
 
     def ids(self, texts: list[str], contexts: list[str]) -> list[list[int]]:
         agent = self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-        ctx = self.tokenizer(list(contexts), add_special_tokens=False)["input_ids"]
+        contexts = [clean_context(c) for c in contexts] if self.clean else list(contexts)
+        ctx = self.tokenizer(contexts, add_special_tokens=False)["input_ids"]
         out = []
         for a, c in zip(agent, ctx):
             c = c[-self.max_context :] if self.max_context else []  # the end of the customer's turn is nearest
@@ -224,11 +283,11 @@ def load_model(folder: str | Path, base: str | None = None) -> tuple[BehaviorCla
         raise FileNotFoundError(f"no behavior model at {folder} (config.json missing)")
     config = ModelConfig.load(folder)
     encoder, tokenizer = load_encoder(base or config.base, config.num_layers)
-    model = BehaviorClassifier(encoder, len(config.labels), config.dropout, config.n_extra)
+    model = BehaviorClassifier(encoder, len(config.labels), config.dropout, config.n_extra, config.pooling, config.sep_token_id)
     weights = {k: v.to(torch.float32) for k, v in load_file(str(folder / "weights.safetensors")).items()}
     expected = set(trainable_names(model, config.trained_layers))
     if set(weights) != expected:
         raise ValueError(f"{folder}: weights do not match the config ({sorted(set(weights) ^ expected)[:3]} ...)")
     model.load_state_dict(weights, strict=False)
     model.eval()
-    return model, config, Calibration.load(folder), Encoding(tokenizer, config.max_agent_tokens, config.max_context_tokens)
+    return model, config, Calibration.load(folder), Encoding(tokenizer, config.max_agent_tokens, config.max_context_tokens, config.clean_context)
