@@ -275,6 +275,17 @@ def test_default_model_pools_segments_and_cleans_context(trained):
     folder, _ = trained
     config = json.loads((folder / "config.json").read_text())
     assert config["pooling"] == "segments" and config["sep_token_id"] == 2 and config["clean_context"] is True
+    # the version names the exact weights: date, layers, seed, hash of the trained parameters
+    import re
+
+    from grader.models.behavior_model import load_model, trainable_names
+    from training.behavior import TrainArgs, default_version
+
+    assert re.fullmatch(r"\d{8}-L2T1-s3-[0-9a-f]{8}", config["model_version"])
+    model, loaded, _, _ = load_model(folder)
+    args = TrainArgs(**json.loads((folder / "training_args.json").read_text()))
+    rehashed = default_version(args, model, trainable_names(model, loaded.trained_layers))
+    assert rehashed.rsplit("-", 1)[1] == config["model_version"].rsplit("-", 1)[1]
 
 
 def test_clean_context_keeps_the_customers_words_only():
