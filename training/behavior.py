@@ -52,8 +52,10 @@ class TrainArgs:
             raise ValueError("learning rates must be in (0, 1)")
         if not 0 <= self.warmup < 1:
             raise ValueError("warmup is a fraction of the steps, in [0, 1)")
-        if self.pooling not in ("mean", "segments"):
-            raise ValueError("pooling must be 'mean' or 'segments'")
+        from grader.models.behavior_model import POOLINGS
+
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}")
         if self.lexicon_prior < 0:
             raise ValueError("lexicon_prior must be at least 0 (0: no prior)")
         if self.lexicon_prior and not self.lexicon_features:
@@ -224,8 +226,8 @@ def train(args: TrainArgs, log=print) -> Path:
         running = 0.0
         for chunk in batches:
             hidden, mask = _pad_hidden([cached[i] for i in chunk])
-            ids, _ = encoding.batch([rows[i] for i in chunk])
-            logits = model.forward_from(hidden, mask, extras[chunk], frozen, model.agent_mask(ids, mask))
+            agent = model.agent_mask(encoding.batch([rows[i] for i in chunk])[0], mask) if model.pooling == "segments" else None
+            logits = model.forward_from(hidden, mask, extras[chunk], frozen, agent)
             loss = loss_fn(logits, targets[chunk])
             opt.zero_grad()
             loss.backward()
